@@ -1,0 +1,104 @@
+"""Core data types shared by every part of rewardlab.
+
+A *message* is a ``{"role": str, "content": str}`` dict, as in chat templates. A *conversation* is a
+list of messages. A preference pair holds the shared prompt (a conversation that ends just before the
+judged answer) and two candidate responses, each a non-empty list of messages (usually a single
+assistant turn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+
+Message = dict[str, str]
+Conversation = list[Message]
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """One human or AI preference: ``chosen`` is preferred over ``rejected`` given ``prompt``."""
+
+    prompt: Conversation
+    """The conversation before the judged response (may be empty)."""
+    chosen: Conversation
+    """The preferred response: one or more messages, normally one assistant turn."""
+    rejected: Conversation
+    """The dispreferred response, same shape as ``chosen``."""
+    margin: float | None = None
+    """Optional strength of preference (e.g. rating difference), used by margin losses."""
+    id: str = ""
+    """Stable identifier; readers fill ``<file>:<line>`` when the data has none."""
+    subset: str | None = None
+    """Subset or category name (RewardBench ``subset``), for per-subset reports."""
+    source: str | None = None
+    """Where the pair came from (file or dataset id)."""
+
+    def conversation(self, which: str) -> Conversation:
+        """The whole conversation ``prompt + chosen`` or ``prompt + rejected``."""
+        if which == "chosen":
+            return [*self.prompt, *self.chosen]
+        if which == "rejected":
+            return [*self.prompt, *self.rejected]
+        raise ValueError(f"which must be 'chosen' or 'rejected', got {which!r}")
+
+
+@dataclass
+class DataReport:
+    """Counts of what a reader kept and dropped. Invariant: ``read == kept + sum(dropped.values())``."""
+
+    source: str
+    read: int = 0
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    """Up to a few locations (``file:line``) per drop reason, to find them again."""
+
+    def drop(self, reason: str, where: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        ex = self.examples.setdefault(reason, [])
+        if len(ex) < 5:
+            ex.append(where)
+
+    @property
+    def n_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+    def check(self) -> None:
+        if self.read != self.kept + self.n_dropped:
+            raise AssertionError(f"report does not add up: read={self.read} kept={self.kept} dropped={self.dropped}")
+
+    def summary(self) -> str:
+        if not self.dropped:
+            return f"{self.source}: read {self.read}, kept {self.kept}"
+        parts = ", ".join(f"{k}: {v} (e.g. {', '.join(self.examples.get(k, [])[:2])})" for k, v in self.dropped.items())
+        return f"{self.source}: read {self.read}, kept {self.kept}, dropped {self.n_dropped} [{parts}]"
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "read": self.read, "kept": self.kept, "dropped": dict(self.dropped),
+                "examples": {k: list(v) for k, v in self.examples.items()}}
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """The one interface every reward-model kind implements.
+
+    Evaluation, best-of-n, audit and the server only talk to this. Kinds declare what they can do
+    through the capability attributes instead of callers switching on a kind's name.
+    """
+
+    is_generative: bool
+    """True when ``compare`` is native (a judge) and ``score`` may be undefined."""
+
+    def score(self, convs: Sequence[Conversation]) -> torch.Tensor:
+        """Scalar rewards, shape ``(n,)``, for whole conversations (the last turn is the judged response)."""
+        ...
+
+    def compare(
+        self, prompts: Sequence[Conversation], a: Sequence[Conversation], b: Sequence[Conversation]
+    ) -> torch.Tensor:
+        """P(a[i] ≻ b[i]) for two responses to ``prompts[i]``, shape ``(n,)``."""
+        ...
