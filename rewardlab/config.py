@@ -1,0 +1,283 @@
+"""Training recipes: YAML files plus ``section.key=value`` overrides, checked at load time.
+
+Every field is documented once, by the string under it; that text is also the CLI help
+(``rewardlab train --help``). Unknown keys are rejected with the close name; bad combinations are
+rejected in ``__post_init__`` naming the key.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import textwrap
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A recipe that cannot be used: unknown key, wrong type, bad combination."""
+
+
+@dataclass
+class ModelConfig:
+    path: str = "smollm2"
+    """Base model: a local directory, a hub id, or an embedded alias (``smollm2``, ``minilm``)."""
+    head: str = "linear"
+    """Reward head: ``linear`` (loads with stock transformers) or ``mlp``."""
+    mlp_hidden: list[int] = field(default_factory=lambda: [256])
+    """Hidden widths of the MLP head (1 or 2 layers, ReLU)."""
+    lora_r: int = 0
+    """LoRA rank; 0 trains the whole backbone (unless the variant freezes it)."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator (the update is scaled by alpha / r)."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA input."""
+    lora_targets: str = "all-linear"
+    """Modules LoRA adapts: ``all-linear`` or a comma-separated list of module names."""
+    merge_lora: bool = True
+    """Write ``final/`` as a merged plain model (else adapter + head + base name)."""
+    trust_checkpoint: bool = False
+    """Allow pickle weights and remote code in the base checkpoint (unsafe: runs its code)."""
+
+
+@dataclass
+class DataConfig:
+    train: str = ""
+    """Training preference data: .jsonl[.gz], .json, .parquet, a datasets directory or hub id."""
+    eval: str = ""
+    """Held-out pairs; empty means: hold out ``eval_size`` pairs of ``train``."""
+    format: str = "auto"
+    """Record format: auto, explicit, implicit, hh, rewardbench."""
+    lenient: bool = False
+    """Drop bad records with a counted report instead of stopping at the first one."""
+    train_limit: int = 0
+    """Use at most this many training pairs (0: all)."""
+    eval_size: int = 0
+    """Pairs held out from ``train`` when ``eval`` is empty (0: no evaluation), or the cap on ``eval``."""
+    max_length: int = 512
+    """Token limit per sequence (prompt + response); longer ones are truncated, prompt from the left first."""
+    min_prompt_tokens: int = 32
+    """Truncation keeps at least this many prompt tokens before cutting the response."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 1.0
+    """Passes over the training pairs (ignored when ``max_steps`` > 0)."""
+    max_steps: int = 0
+    """Optimizer steps; 0 means: use ``epochs``."""
+    batch_size: int = 8
+    """Pairs per device per step (each pair is two sequences)."""
+    grad_accum: int = 1
+    """Gradient accumulation steps (global batch = batch_size x grad_accum x processes)."""
+    lr: float = 1e-4
+    """Peak learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    warmup_ratio: float = 0.03
+    """Fraction of steps with linear warm-up."""
+    scheduler: str = "cosine"
+    """Learning-rate schedule: a transformers scheduler name (linear, cosine, constant, ...)."""
+    seed: int = 42
+    """Seed for initialisation, data order and the held-out split."""
+    dtype: str = "float32"
+    """Training precision: float32 or bfloat16 (mixed precision, weights kept in fp32)."""
+    packing: bool = True
+    """Padding-free batches for decoder models (falls back to padding for encoders)."""
+    group_by_length: bool = True
+    """Batch pairs of similar length together (less padding, faster)."""
+    logging_steps: int = 5
+    """Log the loss every this many steps."""
+    eval_steps: int = 0
+    """Evaluate on the held-out pairs every this many steps (0: only at the end)."""
+    save_steps: int = 0
+    """Write a resumable checkpoint every this many steps (0: none)."""
+    save_total_limit: int = 2
+    """Keep at most this many checkpoints."""
+    resume: bool = True
+    """Resume from the latest complete checkpoint in ``output_dir`` when there is one."""
+    feature_batch_tokens: int = 8192
+    """Token budget per forward pass when caching frozen-backbone features and when evaluating."""
+
+
+@dataclass
+class VariantConfig:
+    name: str = "bt"
+    """Reward-model variant (``rewardlab variants`` lists them): bt, bt_margin, bt_label_smoothing, bt_frozen."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Variant options, written as ``variant.<option>=value`` (e.g. ``variant.label_smoothing=0.1``)."""
+
+
+@dataclass
+class Recipe:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    variant: VariantConfig = field(default_factory=VariantConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output_dir: str = "runs/rm"
+    """Where ``final/``, ``metrics.json`` and checkpoints are written."""
+
+    def __post_init__(self) -> None:
+        from rewardlab.variants import make_variant
+
+        if not self.data.train:
+            raise ConfigError("data.train is required: a preference data file, directory or dataset id")
+        if self.model.head not in ("linear", "mlp"):
+            raise ConfigError(f"model.head must be 'linear' or 'mlp', got {self.model.head!r}")
+        if self.train.dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"train.dtype must be 'float32' or 'bfloat16', got {self.train.dtype!r}")
+        if self.train.batch_size < 1 or self.train.grad_accum < 1:
+            raise ConfigError("train.batch_size and train.grad_accum must be >= 1")
+        if self.data.max_length < 8:
+            raise ConfigError(f"data.max_length={self.data.max_length} is too small")
+        try:
+            variant = make_variant(self.variant.name, self.variant.options)
+        except (KeyError, ValueError) as e:
+            raise ConfigError(str(e)) from None
+        if variant.frozen_backbone and self.model.lora_r:
+            raise ConfigError(f"variant {self.variant.name!r} freezes the backbone; model.lora_r must be 0")
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+
+
+@cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings of a dataclass: the string literal right under each field."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body
+        for node, nxt in zip(body, body[1:], strict=False):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
+                docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
+
+def _coerce(value: Any, default: Any, key: str) -> Any:
+    """Convert an override string (or YAML value) to the type of the field's default."""
+    if isinstance(value, str) and not isinstance(default, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{key}: cannot parse {value!r} ({e})") from None
+    if isinstance(default, float) and isinstance(value, str):
+        try:  # YAML 1.1 reads "3e-4" as a string
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    elif isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    elif isinstance(default, float) and not isinstance(value, float):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    elif isinstance(default, list) and not isinstance(value, list):
+        value = [value]
+    elif isinstance(default, str) and not isinstance(value, str):
+        value = str(value)
+    return value
+
+
+def _unknown(key: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ConfigError(f"unknown recipe key '{key}'{hint}")
+
+
+def _flatten(raw: dict, where: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for section, body in raw.items():
+        if section == "output_dir":
+            flat["output_dir"] = body
+        elif isinstance(body, dict):
+            for k, v in body.items():
+                if section == "variant" and k == "options" and isinstance(v, dict):
+                    flat.update({f"variant.{ok}": ov for ok, ov in v.items()})
+                else:
+                    flat[f"{section}.{k}"] = v
+        else:
+            raise ConfigError(f"{where}: '{section}' must be a mapping of keys (or output_dir)")
+    return flat
+
+
+def all_keys() -> list[str]:
+    keys = [f"{s}.{f.name}" for s, c in SECTIONS.items() for f in dataclasses.fields(c)]
+    return [*keys, "variant.name", "output_dir"]
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
+    """Read a YAML recipe, apply ``section.key=value`` overrides, validate, return a :class:`Recipe`."""
+    raw: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"recipe {p} does not exist")
+        raw = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: a recipe must be a mapping")
+    flat = _flatten(raw, str(path))
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        k, v = item.split("=", 1)
+        flat[k.strip()] = v
+    return build_recipe(flat)
+
+
+def build_recipe(flat: dict[str, Any]) -> Recipe:
+    known = all_keys()
+    sections: dict[str, dict] = {s: {} for s in SECTIONS}
+    variant = VariantConfig()
+    output_dir = Recipe.output_dir
+    for key, value in flat.items():
+        section, _, name = key.partition(".")
+        if key == "output_dir":
+            output_dir = str(value)
+        elif key == "variant.name":
+            variant.name = str(value)
+        elif section == "variant" and name:
+            variant.options[name] = yaml.safe_load(value) if isinstance(value, str) else value
+        elif section in SECTIONS and name in {f.name for f in dataclasses.fields(SECTIONS[section])}:
+            default = getattr(SECTIONS[section](), name)
+            sections[section][name] = _coerce(value, default, key)
+        else:
+            raise _unknown(key, known)
+    try:
+        return Recipe(model=ModelConfig(**sections["model"]), data=DataConfig(**sections["data"]),
+                      variant=variant, train=TrainConfig(**sections["train"]), output_dir=output_dir)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+
+
+def recipe_help() -> str:
+    """Every recipe key with its default and documentation, for ``--help``."""
+    lines = []
+    for section, cls in SECTIONS.items():
+        docs, defaults = field_docs(cls), cls()
+        for f in dataclasses.fields(cls):
+            lines.append(f"  {section}.{f.name} (default {getattr(defaults, f.name)!r}): {docs.get(f.name, '')}")
+    vdocs = field_docs(VariantConfig)
+    lines.append(f"  variant.name (default 'bt'): {vdocs['name']}")
+    lines.append(f"  variant.<option>: {vdocs['options']}")
+    lines.append(f"  output_dir (default {Recipe.output_dir!r}): {field_docs(Recipe)['output_dir']}")
+    return "\n".join(lines)
+
+
+def recipe_to_dict(recipe: Recipe) -> dict:
+    return dataclasses.asdict(recipe)

@@ -1,0 +1,79 @@
+"""Preference accuracy of any Scorer on a set of pairs, overall and per subset, with bootstrap CIs."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rewardlab.types import PreferencePair, Scorer
+
+
+def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval of the mean of ``correct`` (values in {0, 0.5, 1})."""
+    if correct.size == 0:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    means = correct[rng.integers(0, correct.size, size=(n_boot, correct.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return [float(lo), float(hi)]
+
+
+def pair_outcomes(chosen: torch.Tensor, rejected: torch.Tensor, tie_tol: float = 0.0) -> np.ndarray:
+    """1 for a correct pair, 0 for a wrong one, 0.5 for a tie (|gap| <= tie_tol)."""
+    gap = (chosen - rejected).double().numpy()
+    return np.where(np.abs(gap) <= tie_tol, 0.5, (gap > 0).astype(float))
+
+
+def accuracy_table(pairs: Sequence[PreferencePair], outcomes: np.ndarray, seed: int = 0) -> dict:
+    """``accuracy`` (ties count half), ``accuracy_ties_as_loss``, ``n``, ``ties``, ``ci95``, ``per_subset``."""
+
+    def block(o: np.ndarray) -> dict:
+        return {"accuracy": float(o.mean()) if o.size else float("nan"),
+                "accuracy_ties_as_loss": float((o == 1).mean()) if o.size else float("nan"),
+                "n": int(o.size), "ties": int((o == 0.5).sum()), "ci95": bootstrap_ci(o, seed=seed)}
+
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(pairs):
+        groups[p.subset or p.source or "all"].append(i)
+    result = block(outcomes)
+    result["per_subset"] = {k: block(outcomes[idx]) for k, idx in sorted(groups.items())}
+    return result
+
+
+def evaluate_pairs(scorer: Scorer, pairs: Sequence[PreferencePair], tie_tol: float = 0.0,
+                   seed: int = 0) -> tuple[dict, list[dict]]:
+    """Score every pair with ``scorer``; return the summary and per-pair rows.
+
+    Scalar scorers are asked for rewards of both sides; generative ones (``is_generative``) for
+    P(chosen ≻ rejected) directly, where a probability of exactly 0.5 is a tie.
+    """
+    if getattr(scorer, "is_generative", False):
+        prob = scorer.compare([p.prompt for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs])
+        chosen, rejected = prob, 1 - prob
+    elif hasattr(scorer, "score_pairs"):
+        chosen, rejected = scorer.score_pairs(pairs)
+    else:
+        chosen = scorer.score([p.conversation("chosen") for p in pairs])
+        rejected = scorer.score([p.conversation("rejected") for p in pairs])
+    outcomes = pair_outcomes(chosen, rejected, tie_tol)
+    summary = accuracy_table(pairs, outcomes, seed)
+    rows = [{"id": p.id, "subset": p.subset, "chosen_score": float(c), "rejected_score": float(r),
+             "outcome": float(o)} for p, c, r, o in zip(pairs, chosen, rejected, outcomes, strict=True)]
+    return summary, rows
+
+
+def write_results(summary: dict, rows: list[dict], out: str | Path) -> tuple[Path, Path]:
+    """Write ``out`` (summary JSON) and ``<out stem>.pairs.jsonl`` (per-pair scores) beside it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    per_pair = out.with_name(out.stem + ".pairs.jsonl")
+    with per_pair.open("w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+    return out, per_pair

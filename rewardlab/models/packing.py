@@ -1,0 +1,155 @@
+"""Padding-free ("varlen") batches for decoder-only models on any device, the CPU included.
+
+Sequences of a batch are concatenated into one row of shape ``(1, total_tokens)`` with positions that
+restart at 0 for each sequence. Linear layers, which dominate the cost, then see no padding at all.
+Attention must not cross sequence boundaries: we register an attention function, ``rewardlab_varlen``,
+that runs scaled-dot-product attention per sequence (``cu_seqlens`` boundaries), and a mask function
+that builds no dense mask at all (a dense block-diagonal mask is slower than plain padding on CPU).
+
+Outside a :func:`packed` context the same attention function falls back to plain SDPA with the
+model's usual mask, so one model object serves packed and padded batches.
+
+A trap this module guards against: transformers skips its own packed-sequence mask whenever a KV
+cache exists, silently letting packed sequences attend to each other. Packed forwards here always
+run with ``use_cache=False``, and :func:`packed` refuses to nest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
+
+VARLEN = "rewardlab_varlen"
+
+# Boundaries of the packed batch in flight on this thread/task: a Python list of ints, (n + 1,).
+_CU_SEQLENS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("rewardlab_cu_seqlens", default=None)
+
+
+@dataclass
+class PackedBatch:
+    """``n`` sequences packed into one row.
+
+    input_ids: ``(1, T)``; position_ids: ``(1, T)``, restarting at 0 per sequence;
+    cu_seqlens: ``(n + 1,)`` int64 cumulative lengths, ``cu_seqlens[0] == 0``, ``cu_seqlens[-1] == T``.
+    """
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    cu_seqlens: torch.Tensor
+
+    @property
+    def last_index(self) -> torch.Tensor:
+        """Index of each sequence's last token in the packed row, ``(n,)``."""
+        return self.cu_seqlens[1:] - 1
+
+    @property
+    def num_sequences(self) -> int:
+        return self.cu_seqlens.numel() - 1
+
+    def to(self, device: torch.device | str) -> PackedBatch:
+        return PackedBatch(self.input_ids.to(device), self.position_ids.to(device), self.cu_seqlens.to(device))
+
+
+def pack(sequences: Sequence[Sequence[int]]) -> PackedBatch:
+    """Concatenate token id lists into a :class:`PackedBatch`. Every sequence must be non-empty."""
+    if not sequences:
+        raise ValueError("cannot pack an empty list of sequences")
+    lengths = [len(s) for s in sequences]
+    if min(lengths) == 0:
+        raise ValueError(f"sequence {lengths.index(0)} is empty; every sequence needs at least one token")
+    ids = torch.tensor([t for s in sequences for t in s], dtype=torch.long).unsqueeze(0)
+    pos = torch.cat([torch.arange(n) for n in lengths]).unsqueeze(0)
+    cu = torch.zeros(len(lengths) + 1, dtype=torch.long)
+    cu[1:] = torch.tensor(lengths).cumsum(0)
+    return PackedBatch(ids, pos, cu)
+
+
+@contextlib.contextmanager
+def packed(cu_seqlens: torch.Tensor) -> Iterator[None]:
+    """Within this context, attention of ``rewardlab_varlen`` models respects ``cu_seqlens`` boundaries."""
+    if _CU_SEQLENS.get() is not None:
+        raise RuntimeError("packed() contexts cannot be nested")
+    token = _CU_SEQLENS.set([int(x) for x in cu_seqlens.tolist()])
+    try:
+        yield
+    finally:
+        _CU_SEQLENS.reset(token)
+
+
+def _varlen_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """Attention per packed segment. query: ``(1, heads, T, d)``; key/value: ``(1, kv_heads, T, d)``.
+
+    Returns ``(1, T, heads, d)`` like transformers' own attention functions.
+    """
+    cu = _CU_SEQLENS.get()
+    if cu is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, is_causal=is_causal, **kwargs)
+    if query.shape[0] != 1:
+        raise ValueError(f"a packed batch has one row, got query of shape {tuple(query.shape)}")
+    causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
+    n_rep = query.shape[1] // key.shape[1]
+    if n_rep > 1:  # grouped-query attention: share each kv head across its query heads
+        key = key.repeat_interleave(n_rep, dim=1)
+        value = value.repeat_interleave(n_rep, dim=1)
+    p = dropout if module.training else 0.0
+    outs = [
+        F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
+                                       dropout_p=p, is_causal=causal, scale=scaling)
+        for s, e in zip(cu[:-1], cu[1:], strict=True)
+    ]
+    out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _varlen_mask(*args, **kwargs):
+    """No dense mask for packed batches; the usual SDPA mask otherwise."""
+    if _CU_SEQLENS.get() is not None:
+        return None
+    return sdpa_mask(*args, **kwargs)
+
+
+AttentionInterface.register(VARLEN, _varlen_attention)
+AttentionMaskInterface.register(VARLEN, _varlen_mask)
+assert VARLEN in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping
+
+
+def supports_packing(model: torch.nn.Module) -> bool:
+    """True when ``model`` (a transformers model) can run padding-free batches through our attention."""
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "is_encoder_decoder", False):
+        return False
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    decoder_only = (config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+                    and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+    return decoder_only and bool(getattr(model, "_supports_attention_backend", False))
+
+
+def enable_packing(model: torch.nn.Module) -> bool:
+    """Switch ``model`` to the varlen attention when it supports it; return whether it did."""
+    if not supports_packing(model):
+        return False
+    model.set_attn_implementation(VARLEN)
+    return True

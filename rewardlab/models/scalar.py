@@ -1,0 +1,249 @@
+"""Scalar reward models: ``AutoModelForSequenceClassification`` with ``num_labels=1``.
+
+The reward is read at the last real token of each sequence (decoder-only models), or from the
+model's own pooled output (encoders such as BERT/MiniLM, which pool the first token). Heads are the
+stock linear layer (so a trained model loads with plain transformers and gives the same scores) or
+an MLP with 1-2 hidden ReLU layers; rewardlab records the head in ``config.json`` under ``rewardlab``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rewardlab.assets import resolve_model_path
+from rewardlab.models.packing import PackedBatch, enable_packing, packed
+from rewardlab.models.safety import check_checkpoint
+
+META_KEY = "rewardlab"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class HeadConfig:
+    """The reward head on top of the backbone's final hidden state."""
+
+    type: str = "linear"
+    """``linear`` (stock transformers layer, loads anywhere) or ``mlp``."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [256])
+    """Widths of the MLP's hidden layers (1 or 2 of them); ignored for ``linear``."""
+
+    def __post_init__(self) -> None:
+        if self.type not in ("linear", "mlp"):
+            raise ValueError(f"head.type must be 'linear' or 'mlp', got {self.type!r}")
+        if self.type == "mlp" and not 1 <= len(self.hidden_sizes) <= 2:
+            raise ValueError(f"head.hidden_sizes must list 1 or 2 widths, got {self.hidden_sizes}")
+
+
+@dataclass
+class PaddedBatch:
+    """``n`` sequences padded to a common length. input_ids, attention_mask: ``(n, L)``."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
+    def to(self, device) -> PaddedBatch:
+        return PaddedBatch(self.input_ids.to(device), self.attention_mask.to(device))
+
+
+def pad(sequences: list[list[int]], pad_id: int, side: str = "right") -> PaddedBatch:
+    """Pad token id lists to the longest one, on ``side`` (``right`` or ``left``)."""
+    n, width = len(sequences), max(len(s) for s in sequences)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        sl = slice(0, len(s)) if side == "right" else slice(width - len(s), width)
+        ids[i, sl] = torch.tensor(s, dtype=torch.long)
+        mask[i, sl] = 1
+    return PaddedBatch(ids, mask)
+
+
+def make_head(hidden: int, cfg: HeadConfig) -> nn.Module:
+    if cfg.type == "linear":
+        return nn.Linear(hidden, 1, bias=False)
+    layers: list[nn.Module] = []
+    width = hidden
+    for h in cfg.hidden_sizes:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The transformers model inside a peft or DDP wrapper (LoRA layers stay active)."""
+    model = getattr(model, "module", model)
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def reads_last_token(model: nn.Module) -> bool:
+    """Decoder-style classifiers (a ``score`` head over every position) read the last real token."""
+    return hasattr(unwrap(model), "score")
+
+
+def head_of(model: nn.Module) -> nn.Module:
+    inner = unwrap(model)
+    return inner.score if hasattr(inner, "score") else inner.classifier
+
+
+def backbone_of(model: nn.Module) -> nn.Module:
+    inner = unwrap(model)
+    return getattr(inner, inner.base_model_prefix)
+
+
+def last_token_features(model: nn.Module, batch: PackedBatch | PaddedBatch) -> torch.Tensor:
+    """Final hidden state at each sequence's last real token, ``(n, hidden)``."""
+    backbone = backbone_of(model)
+    if isinstance(batch, PackedBatch):
+        with packed(batch.cu_seqlens):
+            h = backbone(input_ids=batch.input_ids, position_ids=batch.position_ids,
+                         use_cache=False).last_hidden_state[0]
+        return h[batch.last_index]
+    mask = batch.attention_mask
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
+    h = backbone(input_ids=batch.input_ids, attention_mask=mask, position_ids=positions,
+                 use_cache=False).last_hidden_state
+    last = (torch.arange(mask.shape[1], device=mask.device) * mask).argmax(-1)
+    return h[torch.arange(h.shape[0], device=h.device), last]
+
+
+def reward_forward(model: nn.Module, batch: PackedBatch | PaddedBatch) -> torch.Tensor:
+    """Rewards, ``(n,)`` float32, for a packed or padded batch."""
+    if reads_last_token(model):
+        feats = last_token_features(model, batch)
+        return head_of(model)(feats).squeeze(-1).float()
+    if isinstance(batch, PackedBatch):
+        raise ValueError("this model cannot take packed batches (encoder); use padded batches")
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, 0].float()
+
+
+class RewardForward(nn.Module):
+    """Module whose ``forward`` returns rewards: what the Trainer (and DDP) wraps during training."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, **_) -> torch.Tensor:
+        if cu_seqlens is not None:
+            return reward_forward(self.model, PackedBatch(input_ids, position_ids, cu_seqlens))
+        return reward_forward(self.model, PaddedBatch(input_ids, attention_mask))
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence load reports about the freshly initialised head (expected when building an RM)."""
+    from transformers.utils import logging as hf_logging
+
+    old = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(old)
+
+
+def choose_pad_id(tokenizer) -> int:
+    """A pad id that differs from EOS, so stock transformers never mistakes the final EOS for padding."""
+    eos = tokenizer.eos_token_id
+    for cand in (tokenizer.pad_token_id, tokenizer.unk_token_id, 0):
+        if cand is not None and cand != eos:
+            return cand
+    return 1 if eos == 0 else 0
+
+
+def _from_pretrained(path: str, dtype: torch.dtype, trust: bool, **kw):
+    from transformers import AutoModelForSequenceClassification
+
+    use_safe = check_checkpoint(path, trust)
+    with quiet_transformers():
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, dtype=dtype, use_safetensors=use_safe if use_safe else None,
+            trust_remote_code=trust, **kw)
+
+
+def _install_head(model: nn.Module, head: HeadConfig) -> None:
+    if head.type == "linear":
+        return
+    if not hasattr(model, "score"):
+        raise ValueError(f"MLP heads need a decoder-style classifier; {type(model).__name__} pools its own")
+    dtype = model.score.weight.dtype
+    model.score = make_head(model.config.get_text_config().hidden_size, head).to(dtype)
+
+
+def build_reward_model(base: str, tokenizer, head: HeadConfig | None = None,
+                       dtype: torch.dtype = torch.float32, trust: bool = False) -> nn.Module:
+    """A fresh scalar RM on ``base`` (local dir, hub id, or an embedded alias) with a new head."""
+    head = head or HeadConfig()
+    model = _from_pretrained(resolve_model_path(base), dtype, trust)
+    model.config.pad_token_id = choose_pad_id(tokenizer)
+    _install_head(model, head)
+    setattr(model.config, META_KEY, {"format_version": FORMAT_VERSION, "head": asdict(head)})
+    enable_packing(model)
+    return model
+
+
+def head_config_of(config) -> HeadConfig:
+    meta = getattr(config, META_KEY, None) or {}
+    return HeadConfig(**meta.get("head", {}))
+
+
+def load_reward_model(path: str | Path, dtype: torch.dtype = torch.float32, trust: bool = False) -> nn.Module:
+    """Load a trained scalar RM directory (full model or LoRA adapter with its head)."""
+    path = Path(resolve_model_path(path))
+    if (path / "adapter_config.json").exists():
+        return _load_adapter(path, dtype, trust)
+    model = _from_pretrained(str(path), dtype, trust)
+    head = head_config_of(model.config)
+    if head.type != "linear":
+        _install_head(model, head)
+        _load_prefixed(model, path, "score.")
+    enable_packing(model)
+    return model.eval()
+
+
+def _load_prefixed(model: nn.Module, path: Path, prefix: str) -> None:
+    from safetensors import safe_open
+
+    state = {}
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as fh:
+            state.update({k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)})
+    if not state:
+        raise ValueError(f"{path}: no '{prefix}*' weights found for the MLP head")
+    model.score.load_state_dict(state, strict=True)
+
+
+def _load_adapter(path: Path, dtype: torch.dtype, trust: bool) -> nn.Module:
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    meta = json.loads((path / "rewardlab_adapter.json").read_text())
+    tok = AutoTokenizer.from_pretrained(str(path))
+    base = build_reward_model(meta["base_model"], tok, HeadConfig(**meta["head"]), dtype, trust)
+    check_checkpoint(path, trust)
+    model = PeftModel.from_pretrained(base, str(path))
+    return model.eval()
+
+
+def save_reward_model(model: nn.Module, tokenizer, out: str | Path, merge: bool = True,
+                      base_model: str | None = None) -> Path:
+    """Write an HF directory (safetensors). A LoRA model is merged unless ``merge=False``, in which
+    case the adapter, the head and the base model's name are written so it can be reloaded or merged."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = getattr(model, "module", model)
+    if hasattr(model, "merge_and_unload") and merge:
+        model = model.merge_and_unload()
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    if hasattr(model, "peft_config"):
+        inner = model.get_base_model()
+        meta = {"base_model": base_model, "head": asdict(head_config_of(inner.config))}
+        (out / "rewardlab_adapter.json").write_text(json.dumps(meta, indent=2))
+    return out

@@ -1,0 +1,147 @@
+"""The Scorer for scalar reward models: batching, packing, precision, and input checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rewardlab.data.encode import ChatEncoder, EncodeError
+from rewardlab.models.packing import pack, supports_packing
+from rewardlab.models.scalar import backbone_of, load_reward_model, pad, reads_last_token, reward_forward
+from rewardlab.types import Conversation, PreferencePair
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def parse_dtype(name: str | torch.dtype) -> torch.dtype:
+    if isinstance(name, torch.dtype):
+        return name
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
+
+def length_batches(lengths: Sequence[int], batch_tokens: int, max_batch: int = 256) -> Iterator[list[int]]:
+    """Indices grouped longest-first so each group holds at most ``batch_tokens`` tokens
+    (counting padding to the group's longest sequence) and ``max_batch`` sequences."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    group: list[int] = []
+    for i in order:
+        width = lengths[group[0]] if group else lengths[i]
+        if group and ((len(group) + 1) * width > batch_tokens or len(group) >= max_batch):
+            yield group
+            group = []
+        group.append(i)
+    if group:
+        yield group
+
+
+class ScalarScorer:
+    """A scalar reward model behind the :class:`rewardlab.types.Scorer` interface.
+
+    ``score`` reads one reward per conversation; ``compare`` is σ(r_a − r_b). Scores do not depend on
+    batch size, packing or padding side (within float tolerance): batches are formed by length and
+    every sequence keeps its own positions and attention span.
+    """
+
+    is_generative = False
+    has_lm_head = False
+    needs_reference = False
+
+    def __init__(self, model: nn.Module, tokenizer, max_length: int | None = None,
+                 batch_tokens: int = 8192, packing: bool = True, progress: bool = False) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.encoder = ChatEncoder(tokenizer, max_length=max_length)
+        self.batch_tokens = batch_tokens
+        self.packing = packing and supports_packing(model)
+        self.progress = progress
+        cfg = model.config
+        self.max_positions = getattr(cfg, "max_position_embeddings", None)
+        self.pad_id = cfg.pad_token_id if cfg.pad_token_id is not None else 0
+
+    @classmethod
+    def load(cls, path: str | Path, dtype: str | torch.dtype = "float32", trust: bool = False,
+             **kwargs) -> ScalarScorer:
+        from transformers import AutoTokenizer
+
+        model = load_reward_model(path, parse_dtype(dtype), trust=trust)
+        tok = AutoTokenizer.from_pretrained(str(path))
+        return cls(model, tok, **kwargs)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def encode(self, convs: Sequence[Conversation], where: str = "conversation") -> list[list[int]]:
+        seqs = []
+        for i, conv in enumerate(convs):
+            ids = self.encoder.encode_conversation(conv, f"{where} {i}").ids
+            self._check_length(ids, f"{where} {i}")
+            seqs.append(ids)
+        return seqs
+
+    def _check_length(self, ids: list[int], where: str) -> None:
+        if self.max_positions and len(ids) > self.max_positions:
+            raise EncodeError(f"{where}: {len(ids)} tokens exceed the model's {self.max_positions} positions; "
+                              "set max_length to truncate explicitly")
+
+    @torch.inference_mode()
+    def score_ids(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Rewards for tokenized sequences, ``(n,)`` float32, in input order."""
+        from tqdm.auto import tqdm
+
+        out = torch.empty(len(seqs), dtype=torch.float32)
+        groups = list(length_batches([len(s) for s in seqs], self.batch_tokens))
+        device = next(self.model.parameters()).device
+        for group in tqdm(groups, desc="scoring", unit="batch", disable=not self.progress):
+            batch = [list(seqs[i]) for i in group]
+            tb = pack(batch) if self.packing else pad(batch, self.pad_id)
+            out[group] = reward_forward(self.model, tb.to(device)).cpu()
+        return out
+
+    def score(self, convs: Sequence[Conversation]) -> torch.Tensor:
+        return self.score_ids(self.encode(convs))
+
+    def score_pairs(self, pairs: Sequence[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rewards of chosen and rejected responses, each ``(n,)``, in one batched pass."""
+        seqs = []
+        for side in ("chosen", "rejected"):
+            for p in pairs:
+                enc = self.encoder.encode(p.prompt, getattr(p, side), p.id)
+                self._check_length(enc.ids, p.id)
+                seqs.append(enc.ids)
+        r = self.score_ids(seqs)
+        return r[: len(pairs)], r[len(pairs):]
+
+    def compare(self, prompts: Sequence[Conversation], a: Sequence[Conversation],
+                b: Sequence[Conversation]) -> torch.Tensor:
+        if not len(prompts) == len(a) == len(b):
+            raise ValueError("prompts, a and b must have the same length")
+        convs = [[*p, *x] for p, x in zip(prompts, a, strict=True)]
+        convs += [[*p, *x] for p, x in zip(prompts, b, strict=True)]
+        r = self.score(convs)
+        n = len(prompts)
+        return torch.sigmoid(r[:n] - r[n:])
+
+    @torch.inference_mode()
+    def features(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Backbone features the head reads, ``(n, hidden)`` float32 (for frozen-backbone training)."""
+        from rewardlab.models.scalar import last_token_features
+
+        out: list[torch.Tensor | None] = [None] * len(seqs)
+        device = next(self.model.parameters()).device
+        for group in length_batches([len(s) for s in seqs], self.batch_tokens):
+            batch = [list(seqs[i]) for i in group]
+            if reads_last_token(self.model):
+                tb = pack(batch) if self.packing else pad(batch, self.pad_id)
+                f = last_token_features(self.model, tb.to(device))
+            else:
+                tb = pad(batch, self.pad_id).to(device)
+                f = backbone_of(self.model)(input_ids=tb.input_ids, attention_mask=tb.attention_mask).pooler_output
+            for j, i in enumerate(group):
+                out[i] = f[j].float().cpu()
+        return torch.stack(out)  # type: ignore[arg-type]

@@ -1,0 +1,92 @@
+"""Training inputs: tokenized pairs, collators for packed/padded batches, frozen-backbone features."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from rewardlab.data.encode import ChatEncoder
+from rewardlab.models.packing import pack
+from rewardlab.models.scalar import pad
+from rewardlab.types import PreferencePair
+
+
+def tokenize_pairs(pairs: Sequence[PreferencePair], encoder: ChatEncoder, needs_margin: bool = False):
+    """A ``datasets.Dataset`` of ``chosen_ids``, ``rejected_ids``, ``margin``, ``length`` (for length
+    grouping), ``id``. Pairs made identical by truncation are left out and counted in ``encoder.stats``."""
+    import datasets
+
+    rows = []
+    missing = [p.id for p in pairs if p.margin is None]
+    if needs_margin and missing:
+        raise ValueError(f"this variant needs a margin on every pair; {len(missing)} of {len(pairs)} have none "
+                         f"(e.g. {', '.join(missing[:3])})")
+    for p in pairs:
+        enc = encoder.encode_pair(p)
+        if enc is None:
+            continue
+        c, r = enc
+        rows.append({"chosen_ids": c.ids, "rejected_ids": r.ids, "margin": float(p.margin or 0.0),
+                     "length": len(c.ids) + len(r.ids), "id": p.id})
+    if not rows:
+        raise ValueError("no training pairs left after tokenization")
+    return datasets.Dataset.from_list(rows)
+
+
+@dataclass
+class PairCollator:
+    """Stacks ``B`` pairs into one batch of ``2B`` sequences: chosen ``0..B-1``, rejected ``B..2B-1``."""
+
+    packing: bool
+    pad_id: int
+    with_margin: bool = False
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        seqs = [r["chosen_ids"] for r in rows] + [r["rejected_ids"] for r in rows]
+        if self.packing:
+            b = pack(seqs)
+            out = {"input_ids": b.input_ids, "position_ids": b.position_ids, "cu_seqlens": b.cu_seqlens}
+        else:
+            b = pad(seqs, self.pad_id)
+            out = {"input_ids": b.input_ids, "attention_mask": b.attention_mask}
+        if self.with_margin:
+            out["margin"] = torch.tensor([r["margin"] for r in rows], dtype=torch.float32)
+        return out
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """Cached backbone features of chosen/rejected responses, each ``(n, hidden)``."""
+
+    def __init__(self, chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor) -> None:
+        self.chosen, self.rejected, self.margin = chosen, rejected, margin
+
+    def __len__(self) -> int:
+        return self.chosen.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        return {"c": self.chosen[i], "r": self.rejected[i], "margin": self.margin[i]}
+
+
+@dataclass
+class FeatureCollator:
+    with_margin: bool = False
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        feats = torch.stack([r["c"] for r in rows] + [r["r"] for r in rows])
+        out = {"features": feats}
+        if self.with_margin:
+            out["margin"] = torch.stack([r["margin"] for r in rows])
+        return out
+
+
+class HeadForward(torch.nn.Module):
+    """Rewards from cached features through the head alone (frozen backbone)."""
+
+    def __init__(self, head: torch.nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features.to(next(self.head.parameters()).dtype)).squeeze(-1).float()

@@ -1,0 +1,50 @@
+"""Reward-model training on ``transformers.Trainer``.
+
+Trainer brings the loop, optimiser, schedules, gradient accumulation, checkpoint/resume, logging and
+multi-process training (``accelerate launch``: DDP, DeepSpeed, FSDP). We own the batch layout
+(chosen and rejected sequences of a batch packed into one padding-free row) and the loss, which the
+variant supplies.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import Trainer
+
+from rewardlab.variants import Variant
+
+
+class RewardTrainer(Trainer):
+    """A Trainer whose model returns rewards ``(2B,)`` and whose loss is ``variant.loss``."""
+
+    def __init__(self, *args, variant: Variant, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.variant = variant
+
+    def _rewards(self, model, inputs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        inputs = dict(inputs)
+        margin = inputs.pop("margin", None)
+        rewards = model(**inputs)
+        b = rewards.shape[0] // 2
+        return rewards[:b], rewards[b:], margin
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        chosen, rejected, margin = self._rewards(model, inputs)
+        loss = self.variant.loss(chosen, rejected, margin)
+        return (loss, torch.stack([chosen, rejected], dim=-1)) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss, rewards = self.compute_loss(model, inputs, return_outputs=True)
+        # Labels are implicit (column 0 is preferred); a placeholder lets compute_metrics run.
+        labels = torch.zeros(rewards.shape[0], device=rewards.device)
+        return loss.detach(), rewards.detach(), labels
+
+
+def pair_metrics(eval_pred) -> dict[str, float]:
+    """Accuracy (ties count half) and mean reward gap from ``(n, 2)`` chosen/rejected rewards."""
+    rewards = torch.as_tensor(eval_pred.predictions)
+    gap = rewards[:, 0] - rewards[:, 1]
+    acc = ((gap > 0).float() + 0.5 * (gap == 0).float()).mean()
+    return {"accuracy": float(acc), "reward_gap": float(gap.mean())}
