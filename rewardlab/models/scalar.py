@@ -213,7 +213,7 @@ def _load_prefixed(model: nn.Module, path: Path, prefix: str) -> None:
     state = {}
     for f in sorted(path.glob("*.safetensors")):
         with safe_open(str(f), framework="pt") as fh:
-            state.update({k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)})
+            state.update({k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)})  # noqa: SIM118
     if not state:
         raise ValueError(f"{path}: no '{prefix}*' weights found for the MLP head")
     model.score.load_state_dict(state, strict=True)

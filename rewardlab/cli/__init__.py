@@ -1,0 +1,1 @@
+"""The ``rewardlab`` command line: one small module per verb."""
