@@ -57,7 +57,7 @@ class DataConfig:
     lenient: bool = False
     """Drop bad records with a counted report instead of stopping at the first one."""
     train_limit: int = 0
-    """Use at most this many training pairs (0: all)."""
+    """Read at most this many pairs from ``train`` (0: all); applied before ``eval_size`` pairs are held out."""
     eval_size: int = 0
     """Pairs held out from ``train`` when ``eval`` is empty (0: no evaluation), or the cap on ``eval``."""
     max_length: int = 512
@@ -126,22 +126,43 @@ class Recipe:
     def __post_init__(self) -> None:
         from rewardlab.variants import make_variant
 
-        if not self.data.train:
-            raise ConfigError("data.train is required: a preference data file, directory or dataset id")
-        if self.model.head not in ("linear", "mlp"):
-            raise ConfigError(f"model.head must be 'linear' or 'mlp', got {self.model.head!r}")
-        if self.train.dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"train.dtype must be 'float32' or 'bfloat16', got {self.train.dtype!r}")
-        if self.train.batch_size < 1 or self.train.grad_accum < 1:
-            raise ConfigError("train.batch_size and train.grad_accum must be >= 1")
-        if self.data.max_length < 8:
-            raise ConfigError(f"data.max_length={self.data.max_length} is too small")
+        for bad, message in self._problems():
+            if bad:
+                raise ConfigError(message)
         try:
             variant = make_variant(self.variant.name, self.variant.options)
-        except (KeyError, ValueError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(str(e)) from None
+        if self.data.format != "auto":
+            from rewardlab.data.formats import get_format
+
+            try:
+                get_format(self.data.format)
+            except KeyError as e:
+                raise ConfigError(f"data.format: {e}") from None
         if variant.frozen_backbone and self.model.lora_r:
             raise ConfigError(f"variant {self.variant.name!r} freezes the backbone; model.lora_r must be 0")
+
+    def _problems(self) -> list[tuple[bool, str]]:
+        """(is it wrong, what to tell the user) for each single-key or cross-key check."""
+        m, d, t = self.model, self.data, self.train
+        return [
+            (not d.train, "data.train is required: a preference data file, directory or dataset id"),
+            (m.head not in ("linear", "mlp"), f"model.head must be 'linear' or 'mlp', got {m.head!r}"),
+            (m.head == "mlp" and not (1 <= len(m.mlp_hidden) <= 2 and min(m.mlp_hidden, default=0) >= 1),
+             f"model.mlp_hidden must list 1 or 2 positive widths, got {m.mlp_hidden}"),
+            (m.lora_r < 0, f"model.lora_r must be >= 0 (0 disables LoRA), got {m.lora_r}"),
+            (not 0.0 <= m.lora_dropout < 1.0, f"model.lora_dropout must be in [0, 1), got {m.lora_dropout}"),
+            (t.dtype not in ("float32", "bfloat16"), f"train.dtype must be 'float32' or 'bfloat16', got {t.dtype!r}"),
+            (t.batch_size < 1 or t.grad_accum < 1, "train.batch_size and train.grad_accum must be >= 1"),
+            (t.lr <= 0, f"train.lr must be > 0, got {t.lr}"),
+            (not 0.0 <= t.warmup_ratio < 1.0, f"train.warmup_ratio must be in [0, 1), got {t.warmup_ratio}"),
+            (t.max_steps < 0, f"train.max_steps must be >= 0, got {t.max_steps}"),
+            (t.max_steps == 0 and t.epochs <= 0, f"train.epochs must be > 0 when train.max_steps is 0, got {t.epochs}"),
+            (d.max_length < 8, f"data.max_length={d.max_length} is too small"),
+            (not 0 <= d.min_prompt_tokens < d.max_length,
+             f"data.min_prompt_tokens={d.min_prompt_tokens} must be >= 0 and < data.max_length={d.max_length}"),
+        ]
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -187,8 +208,10 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     elif isinstance(default, float) and not isinstance(value, float):
         raise ConfigError(f"{key}: expected a number, got {value!r}")
-    elif isinstance(default, list) and not isinstance(value, list):
-        value = [value]
+    elif isinstance(default, list):
+        value = value if isinstance(value, list) else [value]
+        if default:  # elements take the type of the default's elements
+            value = [_coerce(v, default[0], f"{key}[{i}]") for i, v in enumerate(value)]
     elif isinstance(default, str) and not isinstance(value, str):
         value = str(value)
     return value
@@ -211,8 +234,10 @@ def _flatten(raw: dict, where: str) -> dict[str, Any]:
                     flat.update({f"variant.{ok}": ov for ok, ov in v.items()})
                 else:
                     flat[f"{section}.{k}"] = v
+        elif section in (*SECTIONS, "variant"):
+            raise ConfigError(f"{where}: '{section}' must be a mapping of keys")
         else:
-            raise ConfigError(f"{where}: '{section}' must be a mapping of keys (or output_dir)")
+            raise _unknown(section, [*SECTIONS, "variant", "output_dir"])
     return flat
 
 
@@ -252,17 +277,53 @@ def build_recipe(flat: dict[str, Any]) -> Recipe:
         elif key == "variant.name":
             variant.name = str(value)
         elif section == "variant" and name:
-            variant.options[name] = yaml.safe_load(value) if isinstance(value, str) else value
+            variant.options[name] = value
         elif section in SECTIONS and name in {f.name for f in dataclasses.fields(SECTIONS[section])}:
             default = getattr(SECTIONS[section](), name)
             sections[section][name] = _coerce(value, default, key)
         else:
             raise _unknown(key, known)
+    variant.options = _variant_options(variant.name, variant.options)
     try:
         return Recipe(model=ModelConfig(**sections["model"]), data=DataConfig(**sections["data"]),
                       variant=variant, train=TrainConfig(**sections["train"]), output_dir=output_dir)
     except (TypeError, ValueError) as e:
         raise ConfigError(str(e)) from None
+
+
+def _variant_options(name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Coerce ``variant.*`` values to the types of the variant's option defaults ('1e-1' is a float).
+
+    Unknown variants and options are left for :func:`rewardlab.variants.make_variant` to report."""
+    from rewardlab.variants import VARIANTS
+
+    defaults = {}
+    if name in VARIANTS:
+        defaults = {f.name: f.default for f in dataclasses.fields(VARIANTS.get(name))
+                    if f.default is not dataclasses.MISSING}
+    out = {}
+    for k, v in raw.items():
+        if k in defaults:
+            out[k] = _coerce(v, defaults[k], f"variant.{k}")
+        else:
+            out[k] = yaml.safe_load(v) if isinstance(v, str) else v
+    return out
+
+
+def _variant_option_help() -> list[str]:
+    """One line per variant option: the variants that take it, its default and its documentation."""
+    from rewardlab.variants import VARIANTS
+
+    owners: dict[str, list[str]] = {}
+    info: dict[str, tuple[Any, str]] = {}
+    for vname in VARIANTS:
+        cls = VARIANTS.get(vname)
+        docs = field_docs(cls)
+        for f in dataclasses.fields(cls):
+            owners.setdefault(f.name, []).append(vname)
+            info.setdefault(f.name, (f.default, docs.get(f.name, "")))
+    return [f"  variant.{opt} ({', '.join(owners[opt])}; default {info[opt][0]!r}): {info[opt][1]}"
+            for opt in sorted(owners)]
 
 
 def recipe_help() -> str:
@@ -275,6 +336,7 @@ def recipe_help() -> str:
     vdocs = field_docs(VariantConfig)
     lines.append(f"  variant.name (default 'bt'): {vdocs['name']}")
     lines.append(f"  variant.<option>: {vdocs['options']}")
+    lines += _variant_option_help()
     lines.append(f"  output_dir (default {Recipe.output_dir!r}): {field_docs(Recipe)['output_dir']}")
     return "\n".join(lines)
 

@@ -12,6 +12,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tiny models gain nothing from threads; one thread keeps the suite fast on a busy 2-core machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -63,7 +65,7 @@ def make_tiny_bert(save_dir: Path, seed: int = 0) -> Path:
     save_dir.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *list("?!.,:;'"), "system", "user", "assistant", *WORDS]
     (save_dir / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizerFast(vocab_file=str(save_dir / "vocab.txt")).save_pretrained(save_dir)
+    BertTokenizerFast(vocab=str(save_dir / "vocab.txt")).save_pretrained(save_dir)
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                      num_attention_heads=4, max_position_embeddings=128)

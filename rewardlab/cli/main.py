@@ -32,15 +32,24 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from rewardlab.models.safety import CorruptCheckpointError, UnsafeCheckpointError
     from rewardlab.registry import UnknownNameError
 
-    return (AssetError, ConfigError, DataError, EncodeError, CorruptCheckpointError, UnsafeCheckpointError,
-            UnknownNameError, FileNotFoundError)
+    return (
+        AssetError,
+        ConfigError,
+        DataError,
+        EncodeError,
+        CorruptCheckpointError,
+        UnsafeCheckpointError,
+        UnknownNameError,
+        FileNotFoundError,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.run(args) or 0)
     except user_errors() as e:

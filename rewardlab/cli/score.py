@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from rewardlab.cli.eval import add_common_model_args
+from rewardlab.cli.eval import add_common_model_args, load_scorer
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("score", help="rewards for a JSONL of conversations",
-                       description="One JSON object per input line, in order, with a 'score' field. Input "
-                                   "lines: {'messages': [...]}, {'conversation': [...]}, {'prompt', "
-                                   "'response'}, or a bare list of messages; the last turn is judged.")
+    p = sub.add_parser(
+        "score",
+        help="rewards for a JSONL of conversations",
+        description="One JSON object per input line, in order, with a 'score' field. Input "
+        "lines: {'messages': [...]}, {'conversation': [...]}, {'prompt', "
+        "'response'}, or a bare list of messages; the last turn is judged.",
+    )
     add_common_model_args(p)
     p.add_argument("--data", required=True, help="conversations to score")
     p.add_argument("--out", default="-", help="output JSONL (default: standard output)")
@@ -22,22 +26,20 @@ def run(args) -> int:
     import json
 
     from rewardlab.data import load_conversations
-    from rewardlab.models.scorer import ScalarScorer
 
     items = load_conversations(args.data)
-    scorer = ScalarScorer.load(args.model, dtype=args.dtype, trust=args.trust_checkpoint,
-                               max_length=args.max_length, batch_tokens=args.batch_tokens,
-                               progress=args.out != "-")
+    scorer = load_scorer(args, progress=args.out != "-")
     seqs = [scorer.encoder.encode_conversation(conv, where).ids for where, conv in items]
     for (where, _), ids in zip(items, seqs, strict=True):
         scorer._check_length(ids, where)
     scores = scorer.score_ids(seqs)
-    fh = sys.stdout if args.out == "-" else open(args.out, "w")
-    try:
-        for (where, _), s in zip(items, scores.tolist(), strict=True):
-            fh.write(json.dumps({"id": where, "score": s}) + "\n")
-    finally:
-        if fh is not sys.stdout:
-            fh.close()
-            print(f"wrote {len(items)} scores to {args.out}", file=sys.stderr)
+    text = "".join(
+        json.dumps({"id": where, "score": s}) + "\n"
+        for (where, _), s in zip(items, scores.tolist(), strict=True)
+    )
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text)
+        print(f"wrote {len(items)} scores to {args.out}", file=sys.stderr)
     return 0

@@ -9,11 +9,13 @@ from rewardlab.config import recipe_help
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "train", help="train a reward model from a YAML recipe",
+        "train",
+        help="train a reward model from a YAML recipe",
         description="Train a reward model. Writes OUTPUT_DIR/final/ (the model, HF format), "
-                    "OUTPUT_DIR/metrics.json and, with held-out pairs, OUTPUT_DIR/eval.json.",
+        "OUTPUT_DIR/metrics.json and, with held-out pairs, OUTPUT_DIR/eval.json.",
         epilog="recipe keys (set in the YAML or as section.key=value):\n" + recipe_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("recipe", help="YAML recipe file")
     p.add_argument("overrides", nargs="*", metavar="section.key=value", help="override recipe keys")
     p.set_defaults(run=run)
@@ -21,17 +23,30 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from rewardlab.config import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)  # before the slow imports: a bad recipe fails fast
     from rewardlab.train.run import train_reward_model
 
-    recipe = load_recipe(args.recipe, args.overrides)
     metrics = train_reward_model(recipe)
-    print(f"trained {metrics['variant']} on {metrics['train']['pairs']} pairs in {metrics['train']['steps']} steps "
-          f"({metrics['train_seconds']:.0f} s), final training loss {metrics['train']['loss']:.4f}")
+    if not _is_main_process():  # under accelerate launch / torchrun, process 0 reports
+        return 0
+    print(
+        f"trained {metrics['variant']} on {metrics['train']['pairs']} pairs in {metrics['train']['steps']} steps "
+        f"({metrics['train_seconds']:.0f} s), final training loss {metrics['train']['loss']:.4f}"
+    )
     if "eval" in metrics:
         e = metrics["eval"]
         lo, hi = e["ci95"]
-        print(f"held-out accuracy: {e['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}) on {e['n']} pairs, "
-              f"{e['ties']} ties")
+        print(
+            f"held-out accuracy: {e['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}) on {e['n']} pairs, "
+            f"{e['ties']} ties"
+        )
     print(f"model:   {metrics['final_model']}")
     print(f"metrics: {metrics['output_dir']}/metrics.json")
     return 0
+
+
+def _is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process

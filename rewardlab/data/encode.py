@@ -115,13 +115,16 @@ class ChatEncoder:
             body = body[: body.rindex(self.eos_text) + len(self.eos_text)]
         elif self.eos_text:
             body = body.rstrip() + self.eos_text
-        if self.adds_bos and not full.startswith(self.tok.bos_token or "\x00"):
-            head = self.tok.bos_token + head
+        bos = self.tok.bos_token
+        if not head and bos and body.startswith(bos):  # a BOS the template wrote belongs to the prompt part
+            head, body = bos, body[len(bos) :]
+        if self.adds_bos and not full.startswith(bos or "\x00"):
+            head = bos + head
         return head, body
 
     def encode(self, prompt: Conversation, response: Conversation, where: str = "") -> Encoded:
         """Encode one conversation; raises :class:`EncodeError` for an empty response or overflow."""
-        if not response or not any(m.get("content", "").strip() for m in response):
+        if not response or not any((m.get("content") or "").strip() for m in response):
             raise EncodeError(f"{where or 'conversation'}: the response is empty")
         head, body = self._render(prompt, response)
         p_ids = self.tok(head, add_special_tokens=False)["input_ids"] if head else []

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rewardlab.data.readers import DataError, origin
+from rewardlab.registry import UnknownNameError
 from rewardlab.types import Conversation, PreferencePair
 
 FormatFn = Callable[[dict[str, Any], str], PreferencePair]
@@ -42,12 +43,12 @@ def register_format(name: str) -> Callable[[FormatFn], FormatFn]:
 
 
 def get_format(name: str) -> FormatFn:
-    """The adapter registered as ``name``; an unknown name raises ``ValueError`` with the close match."""
+    """The adapter registered as ``name``; an unknown name raises ``UnknownNameError`` with the close match."""
     if name in FORMATS:
         return FORMATS[name]
     close = difflib.get_close_matches(name, list(FORMATS), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown data format {name!r}{hint} (known: {', '.join(sorted(FORMATS))}, or 'auto')")
+    raise UnknownNameError(f"unknown data format {name!r}{hint} (known: {', '.join(sorted(FORMATS))}, or 'auto')")
 
 
 def detect_format(record: Any, location: str = "record") -> str:

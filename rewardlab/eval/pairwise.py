@@ -14,11 +14,18 @@ from rewardlab.types import PreferencePair, Scorer
 
 
 def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> list[float]:
-    """Percentile bootstrap interval of the mean of ``correct`` (values in {0, 0.5, 1})."""
+    """Percentile bootstrap interval of the mean of ``correct`` (values in {0, 0.5, 1}), ``(n,)``.
+
+    A resample's mean depends only on how often it drew each distinct value, so the resamples are drawn
+    as multinomial counts: the same distribution as drawing ``n`` indices, in O(n_boot) memory
+    instead of O(n_boot * n).
+    """
     if correct.size == 0:
         return [float("nan"), float("nan")]
+    values, counts = np.unique(correct, return_counts=True)
     rng = np.random.default_rng(seed)
-    means = correct[rng.integers(0, correct.size, size=(n_boot, correct.size))].mean(axis=1)
+    draws = rng.multinomial(correct.size, counts / correct.size, size=n_boot)  # (n_boot, n_values)
+    means = draws @ values / correct.size
     lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
     return [float(lo), float(hi)]
 
@@ -33,9 +40,13 @@ def accuracy_table(pairs: Sequence[PreferencePair], outcomes: np.ndarray, seed: 
     """``accuracy`` (ties count half), ``accuracy_ties_as_loss``, ``n``, ``ties``, ``ci95``, ``per_subset``."""
 
     def block(o: np.ndarray) -> dict:
-        return {"accuracy": float(o.mean()) if o.size else float("nan"),
-                "accuracy_ties_as_loss": float((o == 1).mean()) if o.size else float("nan"),
-                "n": int(o.size), "ties": int((o == 0.5).sum()), "ci95": bootstrap_ci(o, seed=seed)}
+        return {
+            "accuracy": float(o.mean()) if o.size else float("nan"),
+            "accuracy_ties_as_loss": float((o == 1).mean()) if o.size else float("nan"),
+            "n": int(o.size),
+            "ties": int((o == 0.5).sum()),
+            "ci95": bootstrap_ci(o, seed=seed),
+        }
 
     groups: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(pairs):
@@ -45,15 +56,18 @@ def accuracy_table(pairs: Sequence[PreferencePair], outcomes: np.ndarray, seed: 
     return result
 
 
-def evaluate_pairs(scorer: Scorer, pairs: Sequence[PreferencePair], tie_tol: float = 0.0,
-                   seed: int = 0) -> tuple[dict, list[dict]]:
+def evaluate_pairs(
+    scorer: Scorer, pairs: Sequence[PreferencePair], tie_tol: float = 0.0, seed: int = 0
+) -> tuple[dict, list[dict]]:
     """Score every pair with ``scorer``; return the summary and per-pair rows.
 
     Scalar scorers are asked for rewards of both sides; generative ones (``is_generative``) for
     P(chosen ≻ rejected) directly, where a probability of exactly 0.5 is a tie.
     """
     if getattr(scorer, "is_generative", False):
-        prob = scorer.compare([p.prompt for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs])
+        prob = scorer.compare(
+            [p.prompt for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs]
+        )
         chosen, rejected = prob, 1 - prob
     elif hasattr(scorer, "score_pairs"):
         chosen, rejected = scorer.score_pairs(pairs)
@@ -62,8 +76,16 @@ def evaluate_pairs(scorer: Scorer, pairs: Sequence[PreferencePair], tie_tol: flo
         rejected = scorer.score([p.conversation("rejected") for p in pairs])
     outcomes = pair_outcomes(chosen, rejected, tie_tol)
     summary = accuracy_table(pairs, outcomes, seed)
-    rows = [{"id": p.id, "subset": p.subset, "chosen_score": float(c), "rejected_score": float(r),
-             "outcome": float(o)} for p, c, r, o in zip(pairs, chosen, rejected, outcomes, strict=True)]
+    rows = [
+        {
+            "id": p.id,
+            "subset": p.subset,
+            "chosen_score": float(c),
+            "rejected_score": float(r),
+            "outcome": float(o),
+        }
+        for p, c, r, o in zip(pairs, chosen, rejected, outcomes, strict=True)
+    ]
     return summary, rows
 
 

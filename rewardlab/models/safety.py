@@ -40,9 +40,11 @@ def validate_safetensors(file: Path) -> None:
             raise CorruptCheckpointError(f"{file}: truncated or corrupt safetensors header")
         try:
             header = json.loads(fh.read(n))
+            end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise CorruptCheckpointError(f"{file}: corrupt safetensors header ({e})") from None
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+            raise CorruptCheckpointError(f"{file}: corrupt safetensors header (no valid data_offsets)") from None
     if 8 + n + end > size:
         raise CorruptCheckpointError(
             f"{file}: truncated: the header promises {8 + n + end} bytes, the file has {size}")
@@ -59,8 +61,11 @@ def check_checkpoint(path: str | Path, trust: bool = False) -> bool:
         return True
     config = path / "config.json"
     if config.exists() and not trust:
-        cfg = json.loads(config.read_text())
-        if cfg.get("auto_map"):
+        try:
+            cfg = json.loads(config.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CorruptCheckpointError(f"{config}: not valid JSON ({e})") from None
+        if isinstance(cfg, dict) and cfg.get("auto_map"):
             raise UnsafeCheckpointError(
                 f"{config}: asks for remote code (auto_map={cfg['auto_map']}); refusing to run code from a "
                 "checkpoint. Pass --trust-checkpoint (trust=True) if you trust its author.")

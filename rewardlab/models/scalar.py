@@ -52,8 +52,18 @@ class PaddedBatch:
 
 
 def pad(sequences: list[list[int]], pad_id: int, side: str = "right") -> PaddedBatch:
-    """Pad token id lists to the longest one, on ``side`` (``right`` or ``left``)."""
-    n, width = len(sequences), max(len(s) for s in sequences)
+    """Pad token id lists to the longest one, on ``side`` (``right`` or ``left``).
+
+    Every sequence must be non-empty: an empty row would have its reward read at a padding token.
+    """
+    if side not in ("right", "left"):
+        raise ValueError(f"side must be 'right' or 'left', got {side!r}")
+    if not sequences:
+        raise ValueError("cannot pad an empty list of sequences")
+    lengths = [len(s) for s in sequences]
+    if min(lengths) == 0:
+        raise ValueError(f"sequence {lengths.index(0)} is empty; every sequence needs at least one token")
+    n, width = len(sequences), max(lengths)
     ids = torch.full((n, width), pad_id, dtype=torch.long)
     mask = torch.zeros((n, width), dtype=torch.long)
     for i, s in enumerate(sequences):
@@ -223,10 +233,10 @@ def _load_adapter(path: Path, dtype: torch.dtype, trust: bool) -> nn.Module:
     from peft import PeftModel
     from transformers import AutoTokenizer
 
+    check_checkpoint(path, trust)  # vet the adapter before spending time on its base model
     meta = json.loads((path / "rewardlab_adapter.json").read_text())
     tok = AutoTokenizer.from_pretrained(str(path))
     base = build_reward_model(meta["base_model"], tok, HeadConfig(**meta["head"]), dtype, trust)
-    check_checkpoint(path, trust)
     model = PeftModel.from_pretrained(base, str(path))
     return model.eval()
 
@@ -234,15 +244,25 @@ def _load_adapter(path: Path, dtype: torch.dtype, trust: bool) -> nn.Module:
 def save_reward_model(model: nn.Module, tokenizer, out: str | Path, merge: bool = True,
                       base_model: str | None = None) -> Path:
     """Write an HF directory (safetensors). A LoRA model is merged unless ``merge=False``, in which
-    case the adapter, the head and the base model's name are written so it can be reloaded or merged."""
+    case the adapter, the head and the base model's name are written so it can be reloaded or merged.
+
+    Merging folds the LoRA weights into ``model``'s own base layers (in place); its scores are unchanged.
+    ``base_model`` defaults to the path peft recorded for the adapter.
+    """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "module", model)
+    adapter = hasattr(model, "peft_config") and not merge
+    if adapter:
+        base_model = base_model or model.peft_config[model.active_adapter].base_model_name_or_path
+        if not base_model:
+            raise ValueError("saving a LoRA adapter (merge=False) needs base_model: the directory or hub id "
+                             "of the model it was trained on")
+    out.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "merge_and_unload") and merge:
         model = model.merge_and_unload()
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    if hasattr(model, "peft_config"):
+    if adapter:
         inner = model.get_base_model()
         meta = {"base_model": base_model, "head": asdict(head_config_of(inner.config))}
         (out / "rewardlab_adapter.json").write_text(json.dumps(meta, indent=2))

@@ -84,16 +84,21 @@ class ScalarScorer:
             seqs.append(ids)
         return seqs
 
-    def _check_length(self, ids: list[int], where: str) -> None:
+    def _check_length(self, ids: Sequence[int], where: str) -> None:
         if self.max_positions and len(ids) > self.max_positions:
             raise EncodeError(f"{where}: {len(ids)} tokens exceed the model's {self.max_positions} positions; "
                               "set max_length to truncate explicitly")
 
     @torch.inference_mode()
     def score_ids(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
-        """Rewards for tokenized sequences, ``(n,)`` float32, in input order."""
+        """Rewards for tokenized sequences, ``(n,)`` float32, in input order.
+
+        A sequence longer than the model's positions raises :class:`EncodeError` naming its index
+        (positions past the table would give a score, silently wrong, or an index error)."""
         from tqdm.auto import tqdm
 
+        for i, s in enumerate(seqs):
+            self._check_length(s, f"sequence {i}")
         out = torch.empty(len(seqs), dtype=torch.float32)
         groups = list(length_batches([len(s) for s in seqs], self.batch_tokens))
         device = next(self.model.parameters()).device

@@ -7,32 +7,84 @@ from dataclasses import dataclass
 
 import torch
 
+from rewardlab.data import DataError
 from rewardlab.data.encode import ChatEncoder
 from rewardlab.models.packing import pack
 from rewardlab.models.scalar import pad
 from rewardlab.types import PreferencePair
 
 
-def tokenize_pairs(pairs: Sequence[PreferencePair], encoder: ChatEncoder, needs_margin: bool = False):
-    """A ``datasets.Dataset`` of ``chosen_ids``, ``rejected_ids``, ``margin``, ``length`` (for length
-    grouping), ``id``. Pairs made identical by truncation are left out and counted in ``encoder.stats``."""
+def require_margins(pairs: Sequence[PreferencePair], variant: str, source: str) -> None:
+    """Raise a :class:`DataError` naming ``source`` when some pair has no ``margin``."""
+    missing = [p.id for p in pairs if p.margin is None]
+    if missing:
+        raise DataError(
+            source,
+            "margin",
+            f"variant {variant!r} needs a margin on every pair; {len(missing)} of "
+            f"{len(pairs)} have none (e.g. {', '.join(missing[:3])})",
+            reason="missing_field",
+        )
+
+
+def tokenize_pairs(pairs: Sequence[PreferencePair], encoder: ChatEncoder, source: str = "pairs"):
+    """A ``datasets.Dataset`` of ``chosen_ids``, ``rejected_ids``, ``margin`` (0 when absent), ``length``
+    (for length grouping), ``id``. Pairs made identical by truncation are left out and counted in
+    ``encoder.stats``; none left at all is a :class:`DataError` naming ``source``."""
     import datasets
 
     rows = []
-    missing = [p.id for p in pairs if p.margin is None]
-    if needs_margin and missing:
-        raise ValueError(f"this variant needs a margin on every pair; {len(missing)} of {len(pairs)} have none "
-                         f"(e.g. {', '.join(missing[:3])})")
     for p in pairs:
         enc = encoder.encode_pair(p)
         if enc is None:
             continue
         c, r = enc
-        rows.append({"chosen_ids": c.ids, "rejected_ids": r.ids, "margin": float(p.margin or 0.0),
-                     "length": len(c.ids) + len(r.ids), "id": p.id})
+        rows.append(
+            {
+                "chosen_ids": c.ids,
+                "rejected_ids": r.ids,
+                "margin": float(p.margin or 0.0),
+                "length": len(c.ids) + len(r.ids),
+                "id": p.id,
+            }
+        )
     if not rows:
-        raise ValueError("no training pairs left after tokenization")
+        raise DataError(
+            source,
+            None,
+            f"none of its {len(pairs)} pairs is left after tokenization: truncation to "
+            f"data.max_length={encoder.max_length} made chosen and rejected identical",
+            reason="identical",
+        )
     return datasets.Dataset.from_list(rows)
+
+
+class LengthGroupedSampler(torch.utils.data.Sampler[int]):
+    """Indices in groups of similar length, in an order fixed by ``seed`` and the epoch alone.
+
+    ``group_size`` is the *global* batch (per-device batch x accumulation x processes), so one process
+    with batch 8 and two with batch 4 see the same pairs at every step. Seeding per epoch (the Trainer
+    calls ``set_epoch``) instead of drawing from the global RNG makes a run resumed in a later epoch
+    replay exactly the order of an uninterrupted one.
+    """
+
+    def __init__(self, lengths: Sequence[int], group_size: int, seed: int) -> None:
+        self.lengths = list(lengths)
+        self.group_size = group_size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.group_size, generator=g))
 
 
 @dataclass

@@ -1,9 +1,25 @@
-"""``train_reward_model(recipe)``: data → model → Trainer → ``final/`` + ``metrics.json``."""
+"""``train_reward_model(recipe)``: data → model → Trainer → ``final/`` + ``metrics.json``.
+
+The same recipe runs in one process or several. ``accelerate launch`` starts one process per device
+and the Trainer wraps the model in DDP (or DeepSpeed / FSDP when the accelerate config says so);
+``train.batch_size`` is per process, so the global batch is batch_size x grad_accum x processes.
+Only process 0 writes ``final/``, ``metrics.json`` and runs the final evaluation::
+
+    # 2 CPU processes over gloo (what the tests run), or one process per GPU over NCCL
+    accelerate launch --config_file configs/accelerate/ddp_cpu.yaml -m rewardlab.cli.main train R.yaml
+    # GPUs: DeepSpeed ZeRO-2 (optimizer state and gradients sharded) or FSDP (parameters sharded too);
+    # set num_processes in the file to the number of GPUs
+    accelerate launch --config_file configs/accelerate/deepspeed_zero2.yaml -m rewardlab.cli.main train R.yaml
+    accelerate launch --config_file configs/accelerate/fsdp.yaml -m rewardlab.cli.main train R.yaml
+
+``torchrun --nproc_per_node N -m rewardlab.cli.main train R.yaml`` works as well (plain DDP).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +28,7 @@ import torch
 from transformers import AutoTokenizer, TrainingArguments, set_seed
 
 from rewardlab.assets import resolve_model_path
-from rewardlab.config import Recipe, recipe_to_dict
+from rewardlab.config import ConfigError, Recipe, recipe_to_dict
 from rewardlab.data import load_pairs, split_pairs
 from rewardlab.data.encode import ChatEncoder
 from rewardlab.eval.pairwise import evaluate_pairs, write_results
@@ -25,7 +41,14 @@ from rewardlab.models.scalar import (
     unwrap,
 )
 from rewardlab.models.scorer import ScalarScorer
-from rewardlab.train.data import FeatureCollator, FeatureDataset, HeadForward, PairCollator, tokenize_pairs
+from rewardlab.train.data import (
+    FeatureCollator,
+    FeatureDataset,
+    HeadForward,
+    PairCollator,
+    require_margins,
+    tokenize_pairs,
+)
 from rewardlab.train.trainer import RewardTrainer, pair_metrics
 from rewardlab.types import PreferencePair
 from rewardlab.variants import Variant, make_variant
@@ -55,9 +78,20 @@ def prepare_data(recipe: Recipe) -> PreparedData:
     return PreparedData(train, evals, reports)
 
 
+def _complete(ckpt: Path) -> bool:
+    """The Trainer writes trainer_state.json last; a process killed while writing it leaves bad JSON."""
+    if not ckpt.name.split("-")[-1].isdigit():
+        return False
+    try:
+        json.loads((ckpt / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def latest_checkpoint(ckpt_dir: Path) -> str | None:
-    """The newest ``checkpoint-N`` that finished writing (its trainer_state.json exists)."""
-    done = [p for p in ckpt_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    """The newest ``checkpoint-N`` that finished writing (its trainer_state.json reads back)."""
+    done = [p for p in ckpt_dir.glob("checkpoint-*") if _complete(p)]
     if not done:
         return None
     return str(max(done, key=lambda p: int(p.name.split("-")[-1])))
@@ -98,20 +132,50 @@ def _apply_lora(model, recipe: Recipe):
     from peft import LoraConfig, get_peft_model
 
     m = recipe.model
-    targets = "all-linear" if m.lora_targets == "all-linear" else [s.strip() for s in m.lora_targets.split(",")]
-    cfg = LoraConfig(task_type="SEQ_CLS", r=m.lora_r, lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout,
-                     target_modules=targets, modules_to_save=["score"] if hasattr(model, "score") else None)
+    targets = (
+        "all-linear" if m.lora_targets == "all-linear" else [s.strip() for s in m.lora_targets.split(",")]
+    )
+    cfg = LoraConfig(
+        task_type="SEQ_CLS",
+        r=m.lora_r,
+        lora_alpha=m.lora_alpha,
+        lora_dropout=m.lora_dropout,
+        target_modules=targets,
+        modules_to_save=["score"] if hasattr(model, "score") else None,
+    )
     return get_peft_model(model, cfg)
+
+
+def _load_tokenizer(recipe: Recipe) -> tuple[str, object]:
+    base = resolve_model_path(recipe.model.path)
+    where = f"model.path={recipe.model.path!r}"
+    if base.startswith(("/", ".", "~")) and not Path(base).expanduser().exists():
+        raise ConfigError(f"{where}: no such directory")
+    try:
+        tok = AutoTokenizer.from_pretrained(base, trust_remote_code=recipe.model.trust_checkpoint)
+    except OSError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(
+            f"{where}: cannot load a model from {base!r} ({first}); "
+            "expected a local model directory, a cached hub id, or smollm2 / minilm"
+        ) from None
+    return base, tok
 
 
 def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData):
     """Train/eval datasets, collator, the module the Trainer drives, and the encoder stats."""
-    encoder = ChatEncoder(tok, max_length=recipe.data.max_length, min_prompt_tokens=recipe.data.min_prompt_tokens)
-    train_ds = tokenize_pairs(data.train, encoder, variant.needs_margin)
-    eval_ds = tokenize_pairs(data.eval, encoder) if data.eval else None
+    d = recipe.data
+    encoder = ChatEncoder(tok, max_length=d.max_length, min_prompt_tokens=d.min_prompt_tokens)
+    train_ds = tokenize_pairs(data.train, encoder, d.train)
+    eval_ds = tokenize_pairs(data.eval, encoder, d.eval or f"{d.train} (held-out)") if data.eval else None
     if variant.frozen_backbone:
-        scorer = ScalarScorer(model, tok, batch_tokens=recipe.train.feature_batch_tokens,
-                              packing=recipe.train.packing, progress=True)
+        scorer = ScalarScorer(
+            model,
+            tok,
+            batch_tokens=recipe.train.feature_batch_tokens,
+            packing=recipe.train.packing,
+            progress=True,
+        )
 
         def feats(ds):
             f = scorer.features(list(ds["chosen_ids"]) + list(ds["rejected_ids"]))
@@ -123,53 +187,151 @@ def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData):
         head = head_of(model)
         for p in head.parameters():
             p.requires_grad_(True)
-        return (feats(train_ds), feats(eval_ds) if eval_ds else None,
-                FeatureCollator(variant.needs_margin), HeadForward(head), encoder.stats, False)
+        return (
+            feats(train_ds),
+            feats(eval_ds) if eval_ds else None,
+            FeatureCollator(variant.needs_margin),
+            HeadForward(head),
+            encoder.stats,
+            False,
+        )
     scorer_packing = recipe.train.packing and ScalarScorer(model, tok).packing
     collator = PairCollator(scorer_packing, model.config.pad_token_id or 0, variant.needs_margin)
     return (train_ds, eval_ds, collator, RewardForward(model), encoder.stats, recipe.train.group_by_length)
 
 
 def train_reward_model(recipe: Recipe) -> dict:
-    """Train, save ``output_dir/final`` and ``output_dir/metrics.json``; return the metrics."""
+    """Train, save ``output_dir/final`` and ``output_dir/metrics.json``; return the metrics.
+
+    With ``train.save_steps`` and ``train.resume`` (the default), a rerun into the same ``output_dir``
+    continues from the newest complete checkpoint and ends with the same weights as an uninterrupted
+    run. ``metrics.json`` holds:
+
+    - ``output_dir``, ``final_model`` (the ``final/`` directory), ``variant``, ``processes``;
+    - ``resumed_from``: the checkpoint this run continued from, or null;
+    - ``train_seconds``: wall time of this process's training loop;
+    - ``train``: ``pairs``, ``steps`` (optimizer steps), ``loss`` (mean training loss), ``tokens``
+      (of the tokenized training pairs; null for cached frozen-backbone features);
+    - ``log_history``: the Trainer's log, one entry per ``train.logging_steps`` (``loss``,
+      ``grad_norm``, ``learning_rate``, ``epoch``, ``step``), plus ``eval_*`` entries with ``eval_steps``;
+    - ``data``: the load report of each split; ``truncation``: what truncation did;
+    - ``recipe``: every recipe key as used;
+    - ``eval`` (with held-out pairs): ``accuracy`` (ties count half), ``accuracy_ties_as_loss``,
+      ``n``, ``ties``, ``ci95``, ``per_subset``; the same is written to ``eval.json``.
+    """
     out = Path(recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(recipe.train.seed)
     variant = make_variant(recipe.variant.name, recipe.variant.options)
-    base = resolve_model_path(recipe.model.path)
-    tok = AutoTokenizer.from_pretrained(base, trust_remote_code=recipe.model.trust_checkpoint)
+    base, tok = _load_tokenizer(recipe)
     data = prepare_data(recipe)
-    head = HeadConfig(type=recipe.model.head, hidden_sizes=list(recipe.model.mlp_hidden))
-    model = build_reward_model(base, tok, head, torch.float32, recipe.model.trust_checkpoint)
-    if recipe.model.lora_r:
-        model = _apply_lora(model, recipe)
+    if variant.needs_margin:  # before the model loads: fail fast, with one clear line
+        require_margins(data.train, variant.name, recipe.data.train)
+    model = _build_model(recipe, base, tok)
     train_ds, eval_ds, collator, module, stats, grouped = _datasets(recipe, variant, model, tok, data)
     args = training_args(recipe, out, eval_ds is not None, grouped)
-    trainer = RewardTrainer(model=module, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                            data_collator=collator, compute_metrics=pair_metrics, variant=variant)
-    resume = latest_checkpoint(out / "checkpoints") if (recipe.train.resume and recipe.train.save_steps) else None
+    trainer = RewardTrainer(
+        model=module,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        data_collator=collator,
+        compute_metrics=pair_metrics,
+        variant=variant,
+    )
+    resume = (
+        latest_checkpoint(out / "checkpoints") if (recipe.train.resume and recipe.train.save_steps) else None
+    )
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.perf_counter() - start
-    final = save_reward_model(model, tok, out / "final", merge=recipe.model.merge_lora, base_model=base)
-    metrics = {
-        "output_dir": str(out), "final_model": str(final), "variant": variant.name,
-        "resumed_from": resume, "train_seconds": round(train_seconds, 2),
-        "train": {"pairs": len(train_ds), "steps": result.global_step, "loss": result.training_loss,
-                  "tokens": int(sum(list(train_ds["length"]))) if hasattr(train_ds, "column_names") else None},
-        "log_history": trainer.state.log_history, "data": data.reports, "truncation": stats.to_dict(),
+    metrics = _metrics(recipe, trainer, result, train_ds, data, stats, resume, train_seconds)
+    whole = gathered_model(trainer, model, lambda: _build_model(recipe, base, tok))
+    if whole is not None:  # process 0
+        final = save_reward_model(whole, tok, out / "final", merge=recipe.model.merge_lora, base_model=base)
+        if data.eval:
+            metrics["eval"] = _final_eval(final, data.eval, out, recipe)
+        _write_json(out / "metrics.json", metrics)
+    trainer.accelerator.wait_for_everyone()
+    return metrics
+
+
+def _metrics(recipe, trainer, result, train_ds, data, stats, resume, seconds) -> dict:
+    """Everything ``metrics.json`` holds but the final evaluation (see :func:`train_reward_model`)."""
+    out = Path(recipe.output_dir)
+    tokenized = hasattr(train_ds, "column_names")  # cached frozen-backbone features are not
+    return {
+        "output_dir": str(out),
+        "final_model": str(out / "final"),
+        "variant": trainer.variant.name,
+        "processes": trainer.args.world_size,
+        "resumed_from": resume,
+        "train_seconds": round(seconds, 2),
+        "train": {
+            "pairs": len(train_ds),
+            "steps": result.global_step,
+            "loss": result.training_loss,
+            "tokens": int(sum(list(train_ds["length"]))) if tokenized else None,
+        },
+        "log_history": trainer.state.log_history,
+        "data": data.reports,
+        "truncation": stats.to_dict(),
         "recipe": recipe_to_dict(recipe),
     }
-    if data.eval:
-        metrics["eval"] = _final_eval(final, data.eval, out, recipe)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
-    return metrics
+
+
+def _build_model(recipe: Recipe, base: str, tok) -> torch.nn.Module:
+    head = HeadConfig(type=recipe.model.head, hidden_sizes=list(recipe.model.mlp_hidden))
+    model = build_reward_model(base, tok, head, torch.float32, recipe.model.trust_checkpoint)
+    return _apply_lora(model, recipe) if recipe.model.lora_r else model
+
+
+def shards_weights(trainer: RewardTrainer) -> bool:
+    """FSDP and DeepSpeed ZeRO-3 leave each process only a shard of every weight."""
+    if trainer.is_fsdp_enabled:
+        return True
+    plugin = trainer.accelerator.state.deepspeed_plugin if trainer.is_deepspeed_enabled else None
+    return plugin is not None and plugin.zero_stage == 3
+
+
+def gathered_model(trainer: RewardTrainer, model: torch.nn.Module, rebuild) -> torch.nn.Module | None:
+    """The trained reward model with whole weights on process 0; ``None`` on the other processes.
+
+    DDP and ZeRO-2 keep whole weights in every process: that is ``model`` itself. Under FSDP / ZeRO-3
+    every process must take part in gathering them (a collective), into a fresh copy from ``rebuild()``.
+    """
+    if not shards_weights(trainer):
+        return model if trainer.is_world_process_zero() else None
+    state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    if not trainer.is_world_process_zero():
+        return None
+    whole = rebuild()
+    # The Trainer drives a wrapper: RewardForward keeps the model under "model.", HeadForward the head.
+    target, prefix = (
+        (head_of(whole), "head.") if isinstance(trainer.model, HeadForward) else (whole, "model.")
+    )
+    target.load_state_dict(
+        {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, strict=True
+    )
+    return whole
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    """Write then rename, so a reader (or a killed run) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    tmp.replace(path)
 
 
 def _final_eval(final: Path, pairs: list[PreferencePair], out: Path, recipe: Recipe) -> dict:
     dtype = "bfloat16" if recipe.train.dtype == "bfloat16" else "float32"
-    scorer = ScalarScorer.load(final, dtype=dtype, max_length=recipe.data.max_length,
-                               batch_tokens=recipe.train.feature_batch_tokens, progress=True)
+    scorer = ScalarScorer.load(
+        final,
+        dtype=dtype,
+        max_length=recipe.data.max_length,
+        batch_tokens=recipe.train.feature_batch_tokens,
+        progress=True,
+    )
     summary, rows = evaluate_pairs(scorer, pairs, seed=recipe.train.seed)
     write_results(summary, rows, out / "eval.json")
     return summary

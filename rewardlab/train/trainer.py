@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from transformers import Trainer
 
+from rewardlab.train.data import LengthGroupedSampler
 from rewardlab.variants import Variant
 
 
@@ -20,6 +21,19 @@ class RewardTrainer(Trainer):
     def __init__(self, *args, variant: Variant, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.variant = variant
+        # The variant's loss is already a mean over the batch's pairs: the Trainer must only divide it
+        # by the accumulation steps, never renormalise it by a token count.
+        self.model_accepts_loss_kwargs = False
+
+    def _get_train_sampler(self, train_dataset=None):
+        ds = train_dataset if train_dataset is not None else self.train_dataset
+        columns = getattr(ds, "column_names", None) or []
+        if self.args.train_sampling_strategy != "group_by_length" or "length" not in columns:
+            return super()._get_train_sampler(train_dataset)
+        a = self.args
+        group = a.train_batch_size * a.gradient_accumulation_steps * max(1, a.world_size)
+        seed = a.data_seed if a.data_seed is not None else a.seed
+        return LengthGroupedSampler(ds["length"], group, seed)
 
     def _rewards(self, model, inputs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         inputs = dict(inputs)

@@ -6,6 +6,7 @@ import pytest
 
 from rewardlab.data import FORMATS, DataError, detect_format, get_format, register_format
 from rewardlab.data.formats import parse_hh
+from rewardlab.registry import UnknownNameError
 
 LOC = "d.jsonl:3"
 
@@ -213,8 +214,15 @@ def test_detect_format_failure_names_keys_and_formats():
 
 
 def test_unknown_format_name_suggests_the_close_one():
-    with pytest.raises(ValueError, match="unknown data format 'rewardbech'; did you mean 'rewardbench'"):
+    with pytest.raises(UnknownNameError, match="unknown data format 'rewardbech'; did you mean 'rewardbench'"):
         get_format("rewardbech")
+
+
+def test_recipe_rejects_an_unknown_format_before_reading_anything():
+    from rewardlab.config import ConfigError, load_recipe
+
+    with pytest.raises(ConfigError, match="data.format: unknown data format 'hhh'; did you mean 'hh'"):
+        load_recipe(None, ["data.train=x.jsonl", "data.format=hhh"])
 
 
 def test_registry_refuses_duplicates():

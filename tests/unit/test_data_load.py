@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rewardlab.data import DataError, load_conversations, load_pairs, split_pairs
+from rewardlab.registry import UnknownNameError
 
 HH_FILE = (
     Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hh-rlhf-harmless" / "test.jsonl.gz"
@@ -106,7 +107,7 @@ def test_forced_format_and_unknown_format_name(tmp_path):
     assert load_pairs(path, format="explicit")[0][0].subset == "s"
     with pytest.raises(DataError, match="field 'chosen'"):
         load_pairs(path, format="implicit")
-    with pytest.raises(ValueError, match="did you mean 'implicit'"):
+    with pytest.raises(UnknownNameError, match="did you mean 'implicit'"):
         load_pairs(path, format="implict")
 
 

@@ -1,0 +1,276 @@
+"""Scalar reward models end to end on tiny in-process models: scoring invariances, stock transformers
+compatibility, MLP and LoRA round trips, encoders, and the errors a user sees instead of a silent score."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from rewardlab.data.encode import EncodeError
+from rewardlab.models.packing import VARLEN, supports_packing
+from rewardlab.models.scalar import (
+    HeadConfig,
+    PaddedBatch,
+    build_reward_model,
+    head_of,
+    load_reward_model,
+    pad,
+    reward_forward,
+    save_reward_model,
+)
+from rewardlab.models.scorer import ScalarScorer
+from tests.conftest import WORDS, synthetic_pairs
+
+TOL = {"atol": 1e-5, "rtol": 0.0}
+
+
+def tokenizer_of(path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def perturb_(module: torch.nn.Module, seed: int, std: float = 1.0) -> None:
+    """Random weights of a useful size, so scores are O(1) and tolerances mean something."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+
+
+@pytest.fixture(scope="module")
+def llama_rm(tiny_llama):
+    tok = tokenizer_of(tiny_llama)
+    model = build_reward_model(str(tiny_llama), tok).eval()
+    perturb_(head_of(model), seed=0)
+    return model, tok
+
+
+@pytest.fixture(scope="module")
+def convs() -> list[list[dict]]:
+    """Twelve conversations of different lengths, from the shared synthetic pairs."""
+    rows = synthetic_pairs(6, seed=3)
+    return [
+        [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r[side]}]
+        for r in rows
+        for side in ("chosen", "rejected")
+    ]
+
+
+def unpadded(model, seqs) -> torch.Tensor:
+    """Each sequence scored by itself: the reference every batching scheme must reproduce."""
+    out = []
+    with torch.no_grad():
+        for s in seqs:
+            ids = torch.tensor([s])
+            out.append(reward_forward(model, PaddedBatch(ids, torch.ones_like(ids)))[0])
+    return torch.stack(out)
+
+
+# --- packing, batching and padding side ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("packing", [True, False])
+@pytest.mark.parametrize("batch_tokens", [1, 40, 100_000])
+def test_scores_do_not_depend_on_batching(llama_rm, convs, packing, batch_tokens):
+    model, tok = llama_rm
+    scorer = ScalarScorer(model, tok, batch_tokens=batch_tokens, packing=packing)
+    assert scorer.packing is packing
+    seqs = scorer.encode(convs)
+    assert len({len(s) for s in seqs}) > 3  # mixed lengths, so padding and packing both matter
+    ref = unpadded(model, seqs)
+    assert ref.max() - ref.min() > 0.1
+    assert_close(scorer.score(convs), ref, **TOL)
+
+
+def test_left_padding_right_padding_and_packing_agree(llama_rm, convs):
+    model, tok = llama_rm
+    seqs = ScalarScorer(model, tok).encode(convs)
+    ref = unpadded(model, seqs)
+    with torch.no_grad():
+        for side in ("left", "right"):
+            assert_close(reward_forward(model, pad(seqs, model.config.pad_token_id, side=side)), ref, **TOL)
+
+
+# --- stock transformers compatibility ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved_linear(llama_rm, tmp_path_factory):
+    model, tok = llama_rm
+    return save_reward_model(model, tok, tmp_path_factory.mktemp("linear-rm"))
+
+
+def test_saved_config_is_stock(saved_linear):
+    cfg = json.loads((saved_linear / "config.json").read_text())
+    assert cfg["architectures"] == ["LlamaForSequenceClassification"]
+    assert cfg["id2label"] == {"0": "LABEL_0"}  # num_labels=1
+    assert cfg["pad_token_id"] == 0 and cfg["eos_token_id"] == 3  # <pad>, distinct from <|im_end|>
+    assert VARLEN not in (saved_linear / "config.json").read_text()  # another process could not load it
+    assert cfg["rewardlab"]["head"] == {"type": "linear", "hidden_sizes": [256]}
+
+
+def test_stock_transformers_gives_the_same_scores(saved_linear, convs):
+    from transformers import AutoModelForSequenceClassification
+
+    stock = AutoModelForSequenceClassification.from_pretrained(str(saved_linear)).eval()
+    assert stock.config._attn_implementation != VARLEN
+    scorer = ScalarScorer.load(saved_linear)
+    seqs = scorer.encode(convs)
+    ours = scorer.score_ids(seqs)
+    with torch.no_grad():
+        single = torch.stack([stock(input_ids=torch.tensor([s])).logits[0, 0] for s in seqs])
+        batch = pad(seqs, stock.config.pad_token_id)  # stock reads the last non-pad token of each row
+        padded = stock(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, 0]
+    assert ours.max() - ours.min() > 0.1
+    assert_close(single, ours, **TOL)
+    assert_close(padded, ours, **TOL)
+
+
+# --- MLP head and LoRA round trips -----------------------------------------------------------------
+
+
+def test_mlp_head_round_trip(tiny_llama, convs, tmp_path):
+    tok = tokenizer_of(tiny_llama)
+    model = build_reward_model(str(tiny_llama), tok, HeadConfig(type="mlp", hidden_sizes=[16, 8])).eval()
+    perturb_(head_of(model), seed=1)
+    widths = [(m.in_features, m.out_features) for m in head_of(model) if isinstance(m, torch.nn.Linear)]
+    assert widths == [(32, 16), (16, 8), (8, 1)]
+    before = ScalarScorer(model, tok).score(convs)
+    out = save_reward_model(model, tok, tmp_path / "mlp")
+    loaded = load_reward_model(out)
+    assert head_of(loaded)[0].weight.shape == (16, 32)
+    assert before.max() - before.min() > 0.1
+    assert_close(ScalarScorer(loaded, tok).score(convs), before, atol=0, rtol=0)
+
+
+def lora_model(tiny_llama, seed: int):
+    from peft import LoraConfig, get_peft_model
+
+    tok = tokenizer_of(tiny_llama)
+    base = build_reward_model(str(tiny_llama), tok)
+    cfg = LoraConfig(
+        task_type="SEQ_CLS",
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "v_proj", "down_proj"],
+        modules_to_save=["score"],
+    )
+    model = get_peft_model(base, cfg)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name or "modules_to_save" in name:  # B starts at 0: make the update real
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return model.eval(), tok
+
+
+def test_lora_adapter_round_trip(tiny_llama, convs, tmp_path):
+    model, tok = lora_model(tiny_llama, seed=2)
+    before = ScalarScorer(model, tok).score(convs)
+    bare = ScalarScorer(build_reward_model(str(tiny_llama), tok), tok).score(convs)
+    assert (before - bare).abs().max() > 0.1  # the adapter and head change the scores
+    out = save_reward_model(model, tok, tmp_path / "adapter", merge=False, base_model=str(tiny_llama))
+    assert (out / "adapter_config.json").exists() and not (out / "model.safetensors").exists()
+    meta = json.loads((out / "rewardlab_adapter.json").read_text())
+    assert meta == {"base_model": str(tiny_llama), "head": {"type": "linear", "hidden_sizes": [256]}}
+    assert_close(ScalarScorer(load_reward_model(out), tok).score(convs), before, **TOL)
+
+
+def test_lora_adapter_base_model_defaults_to_what_peft_recorded(tiny_llama, tmp_path):
+    model, tok = lora_model(tiny_llama, seed=3)
+    out = save_reward_model(model, tok, tmp_path / "adapter", merge=False)
+    assert json.loads((out / "rewardlab_adapter.json").read_text())["base_model"] == str(tiny_llama)
+
+
+def test_lora_merged_round_trip(tiny_llama, convs, tmp_path):
+    model, tok = lora_model(tiny_llama, seed=4)
+    before = ScalarScorer(model, tok).score(convs)
+    out = save_reward_model(model, tok, tmp_path / "merged", merge=True)
+    assert (out / "model.safetensors").exists() and not (out / "adapter_config.json").exists()
+    assert_close(ScalarScorer.load(out).score(convs), before, **TOL)
+    assert_close(ScalarScorer(model, tok).score(convs), before, **TOL)  # merging in place kept the scores
+
+
+# --- encoders ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tiny_bert, tmp_path_factory):
+    """tiny_bert with a tokenizer that knows its words (built from ``vocab=``, which transformers 5 reads)."""
+    from transformers import BertTokenizerFast
+
+    d = tmp_path_factory.mktemp("bert-words")
+    for f in tiny_bert.iterdir():
+        if f.suffix in (".json", ".safetensors", ".txt") and not f.name.startswith("tokenizer"):
+            shutil.copy(f, d / f.name)
+    BertTokenizerFast(vocab=str(tiny_bert / "vocab.txt")).save_pretrained(d)
+    return d
+
+
+def test_encoder_rm_scores_through_padding(bert_dir, convs):
+    tok = tokenizer_of(bert_dir)
+    assert tok.convert_ids_to_tokens(tok("how are you")["input_ids"]) == [
+        "[CLS]",
+        "how",
+        "are",
+        "you",
+        "[SEP]",
+    ]
+    model = build_reward_model(str(bert_dir), tok).eval()
+    assert type(model).__name__ == "BertForSequenceClassification"
+    assert not supports_packing(model)
+    perturb_(head_of(model), seed=5)
+    scorer = ScalarScorer(model, tok, batch_tokens=100_000, packing=True)
+    assert scorer.packing is False  # asked for, but an encoder falls back to padding
+    seqs = scorer.encode(convs)
+    assert all(s[0] == tok.cls_token_id and s[-1] == tok.sep_token_id for s in seqs)
+    ref = unpadded(model, seqs)
+    assert ref.max() - ref.min() > 1e-3
+    for batch_tokens in (1, 60, 100_000):
+        scorer.batch_tokens = batch_tokens
+        assert_close(scorer.score_ids(seqs), ref, **TOL)
+
+
+def test_decoder_supports_packing(llama_rm):
+    assert supports_packing(llama_rm[0])
+
+
+# --- errors instead of silent scores -------------------------------------------------------------
+
+
+def test_empty_response_raises(llama_rm):
+    scorer = ScalarScorer(*llama_rm)
+    for empty in ("", "   \n"):
+        with pytest.raises(EncodeError, match="conversation 1: the response is empty"):
+            scorer.score(
+                [
+                    [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"}],
+                    [{"role": "user", "content": "hi"}, {"role": "assistant", "content": empty}],
+                ]
+            )
+
+
+def test_too_long_conversation_raises_naming_its_index(llama_rm):
+    model, tok = llama_rm
+    assert model.config.max_position_embeddings == 256
+    scorer = ScalarScorer(model, tok)
+    ok = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"}]
+    long = [{"role": "user", "content": " ".join(WORDS * 6)}, {"role": "assistant", "content": "yes"}]
+    with pytest.raises(EncodeError, match=r"conversation 2: \d+ tokens exceed the model's 256 positions"):
+        scorer.score([ok, ok, long])
+    with pytest.raises(EncodeError, match=r"sequence 1: 300 tokens exceed the model's 256 positions"):
+        scorer.score_ids([[5, 6, 3], [5] * 299 + [3]])
+    truncating = ScalarScorer(model, tok, max_length=256)  # an explicit limit truncates instead
+    assert truncating.score([long]).isfinite().all()
+    assert truncating.encoder.stats.prompt_truncated == 1
+
+
+def test_conversation_must_end_with_an_assistant_turn(llama_rm):
+    scorer = ScalarScorer(*llama_rm)
+    with pytest.raises(EncodeError, match="conversation 0: it must end with an assistant response"):
+        scorer.score([[{"role": "assistant", "content": "hi"}, {"role": "user", "content": "yes"}]])
