@@ -6,7 +6,7 @@ batch size, steps, precision, LoRA/full setting, optimiser and schedule, and the
 random head (and LoRA init). One process, run one after the other.
 
 - rewardlab goes through the real path, ``train_reward_model(load_recipe(None, overrides))``: packed
-  padding-free batches; its tokens/s is ``metrics['train']['tokens'] / train_seconds``.
+  padding-free batches; its tokens/s is ``metrics['train']['tokens_seen'] / train_seconds``.
 - TRL gets the same conversations in its explicit-prompt conversational format and applies the chat
   template itself (right padding to the batch maximum; gradient checkpointing off, as on our side,
   unless ``--trl-gradient-checkpointing``). Its tokens are the real (non-pad) tokens it trained on
@@ -158,8 +158,10 @@ def run_rewardlab(args, train_file: Path, out_dir: Path) -> dict:
     load, log = os.getloadavg()[0], []
     with step_timer(RewardTrainer, log):
         m = train_reward_model(load_recipe(None, overrides))
-    tokens, sec = m["train"]["tokens"], m["train_seconds"]
+    # Tokens the training steps consumed (one epoch here, so the dataset's sum, m["train"]["tokens"]).
+    tokens, sec = m["train"]["tokens_seen"], m["train_seconds"]
     return {"seconds": sec, "tokens": tokens, "tokens_per_s": tokens / sec, "steps": m["train"]["steps"],
+            "dataset_tokens": m["train"]["tokens"],
             "losses": losses(m["log_history"]), "loadavg_1min_before": round(load, 2),
             **step_stats(log, sec), "overrides": overrides}
 

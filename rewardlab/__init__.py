@@ -13,8 +13,10 @@ def load_scorer(path: str, dtype: str = "float32", trust: bool = False, **kwargs
 
     ``dtype`` is ``float32`` or ``bfloat16``; ``trust=True`` allows pickle weights and remote code.
     Other keyword arguments (``max_length``, ``batch_tokens``, ``packing``, ``progress``) go to
-    :class:`rewardlab.models.scorer.ScalarScorer`.
+    :class:`rewardlab.models.scorer.ScalarScorer`. A GRM directory scores with its reward head; an
+    ensemble directory (``ensemble.json``) loads every member and also takes ``reduction``
+    (``mean``, ``min``, ``mean_minus_std``) and ``lam``, overriding its manifest.
     """
-    from rewardlab.models.scorer import ScalarScorer
+    from rewardlab.models.ensemble import load_any_scorer
 
-    return ScalarScorer.load(path, dtype=dtype, trust=trust, **kwargs)
+    return load_any_scorer(path, dtype=dtype, trust=trust, **kwargs)

@@ -87,7 +87,8 @@ class TrainConfig:
     seed: int = 42
     """Seed for initialisation, data order and the held-out split."""
     dtype: str = "float32"
-    """Training precision: float32 or bfloat16 (mixed precision, weights kept in fp32)."""
+    """Training precision: float32, bfloat16 (mixed precision, weights kept in fp32), or auto (bfloat16
+    where the hardware computes it natively, float32 elsewhere; see ``rewardlab.precision``)."""
     packing: bool = True
     """Padding-free batches for decoder models (falls back to padding for encoders)."""
     group_by_length: bool = True
@@ -104,12 +105,20 @@ class TrainConfig:
     """Resume from the latest complete checkpoint in ``output_dir`` when there is one."""
     feature_batch_tokens: int = 8192
     """Token budget per forward pass when caching frozen-backbone features and when evaluating."""
+    ensemble: int = 1
+    """Members of a reward-model ensemble: k > 1 trains k models with seeds seed, seed+1, ... into
+    ``output_dir/member-i/`` and writes ``output_dir/ensemble.json``, which loads as one Scorer."""
+    ensemble_reduction: str = "mean"
+    """How the ensemble combines member rewards: ``mean``, ``min`` (worst case) or ``mean_minus_std``."""
+    ensemble_lambda: float = 1.0
+    """λ of ``mean_minus_std``: reward = mean − λ·std over members (uncertainty-weighted)."""
 
 
 @dataclass
 class VariantConfig:
     name: str = "bt"
-    """Reward-model variant (``rewardlab variants`` lists them): bt, bt_margin, bt_label_smoothing, bt_frozen."""
+    """Reward-model variant (``rewardlab variants`` lists them): bt, bt_margin, bt_label_smoothing, bt_frozen,
+    grm_sft, grm_dpo, grm_dpo_noref; generative judges: genrm, star_sft, star_rationalizer, star_dpo."""
     options: dict[str, Any] = field(default_factory=dict)
     """Variant options, written as ``variant.<option>=value`` (e.g. ``variant.label_smoothing=0.1``)."""
 
@@ -140,6 +149,8 @@ class Recipe:
                 get_format(self.data.format)
             except KeyError as e:
                 raise ConfigError(f"data.format: {e}") from None
+        if variant.is_generative and self.train.ensemble > 1:
+            raise ConfigError(f"variant {self.variant.name!r} is a generative judge; train.ensemble must be 1")
         if variant.frozen_backbone and self.model.lora_r:
             raise ConfigError(f"variant {self.variant.name!r} freezes the backbone; model.lora_r must be 0")
 
@@ -153,9 +164,14 @@ class Recipe:
              f"model.mlp_hidden must list 1 or 2 positive widths, got {m.mlp_hidden}"),
             (m.lora_r < 0, f"model.lora_r must be >= 0 (0 disables LoRA), got {m.lora_r}"),
             (not 0.0 <= m.lora_dropout < 1.0, f"model.lora_dropout must be in [0, 1), got {m.lora_dropout}"),
-            (t.dtype not in ("float32", "bfloat16"), f"train.dtype must be 'float32' or 'bfloat16', got {t.dtype!r}"),
+            (t.dtype not in ("auto", "float32", "bfloat16"),
+             f"train.dtype must be 'auto', 'float32' or 'bfloat16', got {t.dtype!r}"),
             (t.batch_size < 1 or t.grad_accum < 1, "train.batch_size and train.grad_accum must be >= 1"),
             (t.lr <= 0, f"train.lr must be > 0, got {t.lr}"),
+            (t.ensemble < 1, f"train.ensemble must be >= 1 (1: a single model), got {t.ensemble}"),
+            (t.ensemble_reduction not in ("mean", "min", "mean_minus_std"),
+             f"train.ensemble_reduction must be mean, min or mean_minus_std, got {t.ensemble_reduction!r}"),
+            (t.ensemble_lambda < 0, f"train.ensemble_lambda must be >= 0, got {t.ensemble_lambda}"),
             (not 0.0 <= t.warmup_ratio < 1.0, f"train.warmup_ratio must be in [0, 1), got {t.warmup_ratio}"),
             (t.max_steps < 0, f"train.max_steps must be >= 0, got {t.max_steps}"),
             (t.max_steps == 0 and t.epochs <= 0, f"train.epochs must be > 0 when train.max_steps is 0, got {t.epochs}"),

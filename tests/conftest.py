@@ -27,14 +27,15 @@ CHAT_TEMPLATE = (
 WORDS = ["hello", "hi", "how", "are", "you", "what", "is", "the", "capital", "of", "france", "paris", "good", "bad", "great", "terrible", "answer", "question", "please", "help", "me", "with", "this", "thanks", "sure", "here", "it", "yes", "no", "maybe", "kind", "rude", "helpful", "harmful", "safe", "unsafe", "i", "can", "cannot", "will", "not", "do", "that", "a", "an", "and", "or", "but", "because", "so", "very", "really"]
 
 
-def make_tokenizer(save_dir: Path):
-    """A word-level tokenizer with a chat template and distinct pad/unk/eos tokens."""
+def make_tokenizer(save_dir: Path, extra_words: tuple[str, ...] = ()):
+    """A word-level tokenizer with a chat template and distinct pad/unk/eos tokens (``extra_words`` are
+    appended to the vocabulary)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>"]
     punct = list("?!.,:;'\n")
-    vocab = {t: i for i, t in enumerate(specials + punct + ["system", "user", "assistant"] + WORDS)}
+    vocab = {t: i for i, t in enumerate(specials + punct + ["system", "user", "assistant"] + WORDS + list(extra_words))}
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>",
@@ -44,11 +45,11 @@ def make_tokenizer(save_dir: Path):
     return tok
 
 
-def make_tiny_llama(save_dir: Path, seed: int = 0) -> Path:
+def make_tiny_llama(save_dir: Path, seed: int = 0, extra_words: tuple[str, ...] = ()) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = make_tokenizer(save_dir)
+    tok = make_tokenizer(save_dir, extra_words)
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
@@ -56,6 +57,17 @@ def make_tiny_llama(save_dir: Path, seed: int = 0) -> Path:
                       tie_word_embeddings=True)
     LlamaForCausalLM(cfg).save_pretrained(save_dir, safe_serialization=True)
     return save_dir
+
+
+# Words of the judge prompt (rewardlab.models.judge.JudgePrompt) so a tiny judge reads and writes them.
+JUDGE_WORDS = ("1", "2", "here", "conversation", "between", "user", "followed", "by", "two", "possible", "next",
+               "responses", "response", "which", "more", "harmless", "answer", "only", "think", "step", "about",
+               "both", "then", "end", "verdict", "hint", "better", "[", "]", "(", ")")
+
+
+def make_tiny_judge(save_dir: Path, seed: int = 0) -> Path:
+    """A tiny causal LM whose vocabulary also covers the judge prompt and the indicators ``1`` / ``2``."""
+    return make_tiny_llama(save_dir, seed, tuple(w for w in JUDGE_WORDS if w not in WORDS))
 
 
 def make_tiny_bert(save_dir: Path, seed: int = 0) -> Path:
@@ -101,6 +113,11 @@ def write_jsonl(path: Path, rows: list) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_judge(tmp_path_factory) -> Path:
+    return make_tiny_judge(tmp_path_factory.mktemp("tiny-judge"))
 
 
 @pytest.fixture(scope="session")

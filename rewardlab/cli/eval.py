@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def add_common_model_args(p) -> None:
     p.add_argument("--model", required=True, help="trained reward model directory")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="inference precision")
+    p.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16"],
+                   help="inference precision; auto = bfloat16 where this CPU computes it natively, else float32")
     p.add_argument(
         "--max-length",
         type=int,
@@ -14,6 +15,19 @@ def add_common_model_args(p) -> None:
     )
     p.add_argument("--batch-tokens", type=int, default=8192, help="token budget per forward pass")
     p.add_argument(
+        "--reduction",
+        choices=["mean", "min", "mean_minus_std"],
+        default=None,
+        help="ensembles only: combine member rewards by mean, min or mean - lambda*std "
+        "(default: what ensemble.json says)",
+    )
+    p.add_argument(
+        "--ensemble-lambda",
+        type=float,
+        default=None,
+        help="ensembles only: lambda of mean_minus_std (default: what ensemble.json says)",
+    )
+    p.add_argument(
         "--trust-checkpoint",
         action="store_true",
         help="allow pickle weights / remote code in the checkpoint (runs its code: unsafe)",
@@ -21,18 +35,23 @@ def add_common_model_args(p) -> None:
 
 
 def load_scorer(args, progress: bool = True):
-    """The ScalarScorer for ``--model``; a path that holds no model is one clear error, not a traceback."""
+    """The Scorer for ``--model`` (a model or an ensemble directory); a path that holds no model is one
+    clear error, not a traceback."""
     from pathlib import Path
 
-    from rewardlab.models.scorer import ScalarScorer
+    from rewardlab.models.ensemble import load_any_scorer
 
     if str(args.model).startswith(("/", ".", "~")) and not Path(args.model).expanduser().exists():
         raise FileNotFoundError(f"--model {args.model}: no such directory")
+    if getattr(args, "judge", None) or getattr(args, "implicit", None):
+        return _load_generative(args)
     try:
-        return ScalarScorer.load(
+        return load_any_scorer(
             args.model,
             dtype=args.dtype,
             trust=args.trust_checkpoint,
+            reduction=args.reduction,
+            lam=args.ensemble_lambda,
             max_length=args.max_length,
             batch_tokens=args.batch_tokens,
             progress=progress,
@@ -44,6 +63,50 @@ def load_scorer(args, progress: bool = True):
         ) from None
 
 
+def _load_generative(args):
+    """``--judge SPEC``: ``--model`` (any causal LM or judge directory) as a pairwise judge;
+    ``--implicit R``: ``--model`` as a DPO policy whose implicit reward scores responses."""
+    from rewardlab.config import ConfigError
+
+    try:
+        if args.implicit:
+            from rewardlab.models.implicit import DPOImplicitScorer
+
+            return DPOImplicitScorer.load(args.model, args.reference, beta=args.beta, reduction=args.implicit,
+                                          dtype=args.dtype, trust=args.trust_checkpoint, max_length=args.max_length)
+        from rewardlab.models.judge_scorer import JudgeScorer, parse_judge_spec
+
+        return JudgeScorer.load(args.model, dtype=args.dtype, trust=args.trust_checkpoint,
+                                max_length=args.max_length, **parse_judge_spec(args.judge))
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"--judge/--implicit: {e}") from None
+    except OSError as e:
+        lines = str(e).strip().splitlines()
+        raise FileNotFoundError(f"--model {args.model}: not a model ({lines[0] if lines else type(e).__name__})") from None
+
+
+def add_judge_args(p) -> None:
+    p.add_argument(
+        "--judge",
+        default=None,
+        metavar="SPEC",
+        help="judge with --model as a pairwise LLM judge: METHOD[:key=value,...], METHOD 'indicator' "
+        "(next-token probabilities of the indicators) or 'cot' (k sampled rationales, vote share); keys: "
+        "k, temperature, max_new_tokens, prompt (default|ab|FILE.yaml), both_orders, backend, batch_size, "
+        "seed, kind. E.g. --model smollm2 --judge indicator (zero-shot), --judge cot:k=8,temperature=0.7. "
+        "A judge directory (rewardlab_judge.json) needs no --judge; a spec without METHOD overrides its keys",
+    )
+    p.add_argument(
+        "--implicit",
+        choices=["ratio", "sum", "mean"],
+        default=None,
+        help="score with the DPO implicit reward of --model: ratio = beta*(log pi - log pi_ref) (needs "
+        "--reference), sum = beta*log pi, mean = beta*log pi per token",
+    )
+    p.add_argument("--reference", default=None, help="--implicit ratio: the reference model directory")
+    p.add_argument("--beta", type=float, default=0.1, help="--implicit: beta of the implicit reward")
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "eval",
@@ -52,6 +115,7 @@ def add_parser(sub) -> None:
         "ties-as-loss), ties, a bootstrap 95%% interval, and per-subset accuracy.",
     )
     add_common_model_args(p)
+    add_judge_args(p)
     p.add_argument("--data", required=True, help="preference pairs (any format rewardlab reads)")
     p.add_argument(
         "--format", default="auto", help="record format (auto, explicit, implicit, hh, rewardbench)"
@@ -76,7 +140,8 @@ def run(args) -> int:
     summary["data"] = report.to_dict()
     summary["model"] = args.model
     out, per_pair = write_results(summary, rows, args.out)
-    print(json.dumps({k: summary[k] for k in ("accuracy", "n", "ties", "ci95")}))
+    keys = ("accuracy", "n", "ties", "ci95", "order_consistency", "unparseable")
+    print(json.dumps({k: summary[k] for k in keys if k in summary}))
     print(f"results: {out}\nper-pair scores: {per_pair}")
     if report.n_dropped:
         print(f"dropped: {report.summary()}")

@@ -16,7 +16,8 @@ def run(args) -> int:
 
     for name in VARIANTS.names():
         cls = VARIANTS.get(name)
-        caps = [c for c in ("frozen_backbone", "needs_margin") if getattr(cls, c)]
+        caps = [c for c in ("frozen_backbone", "needs_margin", "has_lm_head", "needs_reference", "is_generative",
+                            "self_improving") if getattr(cls, c)]
         print(f"{name}: {cls.description}" + (f"  [{', '.join(caps)}]" if caps else ""))
         docs = field_docs(cls)
         for f in dataclasses.fields(cls):

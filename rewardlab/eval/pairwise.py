@@ -62,12 +62,18 @@ def evaluate_pairs(
     """Score every pair with ``scorer``; return the summary and per-pair rows.
 
     Scalar scorers are asked for rewards of both sides; generative ones (``is_generative``) for
-    P(chosen ≻ rejected) directly, where a probability of exactly 0.5 is a tie.
+    P(chosen ≻ rejected) directly, where a probability of exactly 0.5 is a tie. A judge with
+    ``compare_detailed`` also adds ``order_consistency`` (and, for sampled verdicts, ``verdicts`` and
+    ``unparseable`` counts) to the summary, and ``p_forward`` / ``p_swapped`` to each row.
     """
+    judged = None
     if getattr(scorer, "is_generative", False):
-        prob = scorer.compare(
-            [p.prompt for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs]
-        )
+        args = ([p.prompt for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs])
+        if hasattr(scorer, "compare_detailed"):  # per-order probabilities: order consistency
+            judged = scorer.compare_detailed(*args)
+            prob = judged.prob
+        else:
+            prob = scorer.compare(*args)
         chosen, rejected = prob, 1 - prob
     elif hasattr(scorer, "score_pairs"):
         chosen, rejected = scorer.score_pairs(pairs)
@@ -86,7 +92,24 @@ def evaluate_pairs(
         }
         for p, c, r, o in zip(pairs, chosen, rejected, outcomes, strict=True)
     ]
+    if judged is not None:
+        _add_judge_report(summary, rows, judged)
     return summary, rows
+
+
+def _add_judge_report(summary: dict, rows: list[dict], judged) -> None:
+    """Order consistency (how often the verdict survives swapping the responses), the parser's counts,
+    and P(chosen ≻ rejected) read from each order in the per-pair rows."""
+    summary["order_consistency"] = judged.order_consistency
+    if judged.reasons:
+        summary["verdicts"] = dict(judged.reasons)
+        summary["unparseable"] = judged.unparseable
+    consistent = judged.consistent
+    for i, row in enumerate(rows):
+        row["p_forward"] = float(judged.prob_forward[i])
+        if judged.prob_swapped is not None:
+            row["p_swapped"] = float(judged.prob_swapped[i])
+            row["order_consistent"] = bool(consistent[i])
 
 
 def write_results(summary: dict, rows: list[dict], out: str | Path) -> tuple[Path, Path]:

@@ -3,8 +3,9 @@
 Sequences of a batch are concatenated into one row of shape ``(1, total_tokens)`` with positions that
 restart at 0 for each sequence. Linear layers, which dominate the cost, then see no padding at all.
 Attention must not cross sequence boundaries: we register an attention function, ``rewardlab_varlen``,
-that runs scaled-dot-product attention per sequence (``cu_seqlens`` boundaries), and a mask function
-that builds no dense mask at all (a dense block-diagonal mask is slower than plain padding on CPU).
+that runs scaled-dot-product attention per sequence (``cu_seqlens`` boundaries; grouped-query models
+through SDPA's ``enable_gqa``, torch >= 2.5), and a mask function that builds no dense mask at all (a
+dense block-diagonal mask is slower than plain padding on CPU).
 
 Outside a :func:`packed` context the same attention function falls back to plain SDPA with the
 model's usual mask, so one model object serves packed and padded batches.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -106,18 +108,17 @@ def _varlen_attention(
     if query.shape[0] != 1:
         raise ValueError(f"a packed batch has one row, got query of shape {tuple(query.shape)}")
     causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
-    n_rep = query.shape[1] // key.shape[1]
-    if n_rep > 1:  # grouped-query attention: share each kv head across its query heads
-        key = key.repeat_interleave(n_rep, dim=1)
-        value = value.repeat_interleave(n_rep, dim=1)
-    p = dropout if module.training else 0.0
-    outs = [
-        F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
-                                       dropout_p=p, is_causal=causal, scale=scaling)
-        for s, e in zip(cu[:-1], cu[1:], strict=True)
-    ]
-    out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
-    return out.transpose(1, 2).contiguous(), None
+    # Grouped-query attention runs on the kv heads as they are (no repeat_interleave copies of K and V).
+    sdpa = functools.partial(F.scaled_dot_product_attention, dropout_p=dropout if module.training else 0.0,
+                             is_causal=causal, scale=scaling, enable_gqa=query.shape[1] != key.shape[1])
+    if len(cu) == 2:
+        return sdpa(query, key, value).transpose(1, 2).contiguous(), None
+    # torch.split, not one slice per segment: the backward of a slice writes a zero-filled gradient of
+    # the whole packed row per segment and adds them up, the backward of split is one concatenation.
+    lengths = [e - s for s, e in zip(cu[:-1], cu[1:], strict=False)]
+    outs = [sdpa(q, k, v).transpose(1, 2)
+            for q, k, v in zip(query.split(lengths, 2), key.split(lengths, 2), value.split(lengths, 2), strict=True)]
+    return torch.cat(outs, dim=1), None  # (1, T, heads, d), contiguous: one copy
 
 
 def _varlen_mask(*args, **kwargs):

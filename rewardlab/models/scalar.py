@@ -204,8 +204,13 @@ def head_config_of(config) -> HeadConfig:
 
 
 def load_reward_model(path: str | Path, dtype: torch.dtype = torch.float32, trust: bool = False) -> nn.Module:
-    """Load a trained scalar RM directory (full model or LoRA adapter with its head)."""
+    """Load a trained scalar RM directory (full model or LoRA adapter with its head); a GRM
+    directory loads as its causal LM with the reward head (see :mod:`rewardlab.models.grm`)."""
+    from rewardlab.models.grm import is_grm_dir, load_grm_model
+
     path = Path(resolve_model_path(path))
+    if is_grm_dir(path):  # a GRM scores with its reward head; its LM head simply goes unused
+        return load_grm_model(path, dtype, trust)
     if (path / "adapter_config.json").exists():
         return _load_adapter(path, dtype, trust)
     model = _from_pretrained(str(path), dtype, trust)
@@ -265,5 +270,8 @@ def save_reward_model(model: nn.Module, tokenizer, out: str | Path, merge: bool 
     if adapter:
         inner = model.get_base_model()
         meta = {"base_model": base_model, "head": asdict(head_config_of(inner.config))}
+        kind = (getattr(inner.config, META_KEY, None) or {}).get("kind")
+        if kind:  # a model kind other than the plain scalar RM (e.g. grm) loads through its own builder
+            meta["kind"] = kind
         (out / "rewardlab_adapter.json").write_text(json.dumps(meta, indent=2))
     return out

@@ -11,17 +11,13 @@ from torch import nn
 from rewardlab.data.encode import ChatEncoder, EncodeError
 from rewardlab.models.packing import pack, supports_packing
 from rewardlab.models.scalar import backbone_of, load_reward_model, pad, reads_last_token, reward_forward
+from rewardlab.precision import resolve_dtype
 from rewardlab.types import Conversation, PreferencePair
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def parse_dtype(name: str | torch.dtype) -> torch.dtype:
-    if isinstance(name, torch.dtype):
-        return name
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {name!r}")
-    return DTYPES[name]
+    """A dtype from its name; ``auto`` is bfloat16 where this CPU computes it natively, else float32."""
+    return resolve_dtype(name)
 
 
 def length_batches(lengths: Sequence[int], batch_tokens: int, max_batch: int = 256) -> Iterator[list[int]]:
@@ -131,6 +127,13 @@ class ScalarScorer:
         r = self.score(convs)
         n = len(prompts)
         return torch.sigmoid(r[:n] - r[n:])
+
+    def token_scores(self, convs: Sequence[Conversation]) -> list[torch.Tensor]:
+        """The reward of every prefix of each response, one ``(response_len,)`` tensor per conversation:
+        one forward pass reading the head at every position (see :mod:`rewardlab.audit.trace`)."""
+        from rewardlab.audit.trace import token_trace
+
+        return [t.values for t in token_trace(self, convs, with_tokens=False)]
 
     @torch.inference_mode()
     def features(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:

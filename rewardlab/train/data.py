@@ -29,7 +29,8 @@ def require_margins(pairs: Sequence[PreferencePair], variant: str, source: str) 
 
 def tokenize_pairs(pairs: Sequence[PreferencePair], encoder: ChatEncoder, source: str = "pairs"):
     """A ``datasets.Dataset`` of ``chosen_ids``, ``rejected_ids``, ``margin`` (0 when absent), ``length``
-    (for length grouping), ``id``. Pairs made identical by truncation are left out and counted in
+    (for length grouping), ``id``, and ``chosen_prompt_len`` / ``rejected_prompt_len`` (tokens before
+    the response, for LM losses over response tokens only). Pairs made identical by truncation are left out and counted in
     ``encoder.stats``; none left at all is a :class:`DataError` naming ``source``."""
     import datasets
 
@@ -46,6 +47,8 @@ def tokenize_pairs(pairs: Sequence[PreferencePair], encoder: ChatEncoder, source
                 "margin": float(p.margin or 0.0),
                 "length": len(c.ids) + len(r.ids),
                 "id": p.id,
+                "chosen_prompt_len": c.prompt_len,
+                "rejected_prompt_len": r.prompt_len,
             }
         )
     if not rows:
@@ -94,6 +97,15 @@ class PairCollator:
     packing: bool
     pad_id: int
     with_margin: bool = False
+    response_mask: str = ""
+    """For LM losses: ``chosen`` or ``both`` adds ``response_mask`` (the shape of ``input_ids``, 1 on the
+    response tokens of those sides); empty adds none."""
+    with_reference: bool = False
+    """Add ``ref_logps`` ``(2B,)`` from the cached ``ref_chosen_logps`` / ``ref_rejected_logps`` columns."""
+
+    def __post_init__(self) -> None:
+        if self.response_mask not in ("", "chosen", "both"):
+            raise ValueError(f"response_mask must be '', 'chosen' or 'both', got {self.response_mask!r}")
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         seqs = [r["chosen_ids"] for r in rows] + [r["rejected_ids"] for r in rows]
@@ -105,6 +117,17 @@ class PairCollator:
             out = {"input_ids": b.input_ids, "attention_mask": b.attention_mask}
         if self.with_margin:
             out["margin"] = torch.tensor([r["margin"] for r in rows], dtype=torch.float32)
+        if self.response_mask:
+            from rewardlab.models.grm import response_mask_for
+
+            lens = [len(x) for x in seqs]
+            # A "prompt" as long as the sequence scores nothing: the rejected sides in "chosen" mode.
+            rejected = [r["rejected_prompt_len"] for r in rows] if self.response_mask == "both" else lens[len(rows):]
+            prompts = [r["chosen_prompt_len"] for r in rows] + rejected
+            out["response_mask"] = response_mask_for(lens, prompts, self.packing)
+        if self.with_reference:
+            out["ref_logps"] = torch.tensor([r["ref_chosen_logps"] for r in rows]
+                                            + [r["ref_rejected_logps"] for r in rows], dtype=torch.float32)
         return out
 
 

@@ -41,6 +41,7 @@ from rewardlab.models.scalar import (
     unwrap,
 )
 from rewardlab.models.scorer import ScalarScorer
+from rewardlab.precision import resolve_dtype
 from rewardlab.train.data import (
     FeatureCollator,
     FeatureDataset,
@@ -51,7 +52,7 @@ from rewardlab.train.data import (
 )
 from rewardlab.train.trainer import RewardTrainer, pair_metrics
 from rewardlab.types import PreferencePair
-from rewardlab.variants import Variant, make_variant
+from rewardlab.variants import VARIANTS, Variant, make_variant
 
 log = logging.getLogger("rewardlab")
 
@@ -112,7 +113,7 @@ def training_args(recipe: Recipe, out: Path, has_eval: bool, group_by_length: bo
         max_steps=t.max_steps or -1,
         seed=t.seed,
         data_seed=t.seed,
-        bf16=t.dtype == "bfloat16",
+        bf16=resolve_dtype(t.dtype, "cuda" if torch.cuda.is_available() else "cpu") == torch.bfloat16,
         logging_steps=t.logging_steps,
         logging_first_step=True,
         eval_strategy="steps" if (has_eval and t.eval_steps) else "no",
@@ -168,6 +169,11 @@ def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData):
     encoder = ChatEncoder(tok, max_length=d.max_length, min_prompt_tokens=d.min_prompt_tokens)
     train_ds = tokenize_pairs(data.train, encoder, d.train)
     eval_ds = tokenize_pairs(data.eval, encoder, d.eval or f"{d.train} (held-out)") if data.eval else None
+    if variant.has_lm_head:
+        from rewardlab.train.grm import lm_datasets
+
+        train_ds, eval_ds, collator, module = lm_datasets(recipe, variant, model, train_ds, eval_ds)
+        return (train_ds, eval_ds, collator, module, encoder.stats, recipe.train.group_by_length)
     if variant.frozen_backbone:
         scorer = ScalarScorer(
             model,
@@ -200,8 +206,11 @@ def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData):
     return (train_ds, eval_ds, collator, RewardForward(model), encoder.stats, recipe.train.group_by_length)
 
 
-def train_reward_model(recipe: Recipe) -> dict:
+def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict:
     """Train, save ``output_dir/final`` and ``output_dir/metrics.json``; return the metrics.
+
+    ``data``: pairs already loaded and split (what ensemble members share); ``None`` reads the recipe's.
+    With ``train.ensemble`` > 1 the members are trained instead, see :mod:`rewardlab.train.ensemble`.
 
     With ``train.save_steps`` and ``train.resume`` (the default), a rerun into the same ``output_dir``
     continues from the newest complete checkpoint and ends with the same weights as an uninterrupted
@@ -211,7 +220,9 @@ def train_reward_model(recipe: Recipe) -> dict:
     - ``resumed_from``: the checkpoint this run continued from, or null;
     - ``train_seconds``: wall time of this process's training loop;
     - ``train``: ``pairs``, ``steps`` (optimizer steps), ``loss`` (mean training loss), ``tokens``
-      (of the tokenized training pairs; null for cached frozen-backbone features);
+      (of the tokenized training pairs; null for cached frozen-backbone features), ``tokens_seen`` (real
+      tokens of every training batch, over all processes, epochs and resumed runs) and ``tokens_per_s``
+      (tokens seen by this run / ``train_seconds``), both null for cached features;
     - ``log_history``: the Trainer's log, one entry per ``train.logging_steps`` (``loss``,
       ``grad_norm``, ``learning_rate``, ``epoch``, ``step``), plus ``eval_*`` entries with ``eval_steps``;
     - ``data``: the load report of each split; ``truncation``: what truncation did;
@@ -219,12 +230,20 @@ def train_reward_model(recipe: Recipe) -> dict:
     - ``eval`` (with held-out pairs): ``accuracy`` (ties count half), ``accuracy_ties_as_loss``,
       ``n``, ``ties``, ``ci95``, ``per_subset``; the same is written to ``eval.json``.
     """
+    if recipe.train.ensemble > 1:
+        from rewardlab.train.ensemble import train_ensemble
+
+        return train_ensemble(recipe)
+    if VARIANTS.get(recipe.variant.name).is_generative:  # a judge: GenRM SFT or the STaR loop
+        from rewardlab.train.judge import train_judge_model
+
+        return train_judge_model(recipe)
     out = Path(recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(recipe.train.seed)
     variant = make_variant(recipe.variant.name, recipe.variant.options)
     base, tok = _load_tokenizer(recipe)
-    data = prepare_data(recipe)
+    data = data or prepare_data(recipe)
     if variant.needs_margin:  # before the model loads: fail fast, with one clear line
         require_margins(data.train, variant.name, recipe.data.train)
     model = _build_model(recipe, base, tok)
@@ -272,6 +291,7 @@ def _metrics(recipe, trainer, result, train_ds, data, stats, resume, seconds) ->
             "steps": result.global_step,
             "loss": result.training_loss,
             "tokens": int(sum(list(train_ds["length"]))) if tokenized else None,
+            **_tokens_seen(trainer, seconds, tokenized),
         },
         "log_history": trainer.state.log_history,
         "data": data.reports,
@@ -280,9 +300,27 @@ def _metrics(recipe, trainer, result, train_ds, data, stats, resume, seconds) ->
     }
 
 
+def _tokens_seen(trainer, seconds: float, tokenized: bool) -> dict:
+    """Real tokens the training steps consumed (all processes, all epochs, across resumes), and the
+    tokens/s of this run (tokens of this process's ``train()`` call over its wall time)."""
+    if not tokenized:
+        return {"tokens_seen": None, "tokens_per_s": None}
+    seen = int(trainer.state.num_input_tokens_seen)
+    this_run = seen - int(getattr(trainer, "_initial_num_input_tokens_seen", 0) or 0)
+    return {"tokens_seen": seen, "tokens_per_s": round(this_run / seconds, 2) if seconds > 0 else None}
+
+
 def _build_model(recipe: Recipe, base: str, tok) -> torch.nn.Module:
+    from rewardlab.variants import VARIANTS
+
     head = HeadConfig(type=recipe.model.head, hidden_sizes=list(recipe.model.mlp_hidden))
-    model = build_reward_model(base, tok, head, torch.float32, recipe.model.trust_checkpoint)
+    if VARIANTS.get(recipe.variant.name).has_lm_head:  # keeps the LM head (GRM)
+        from rewardlab.models.grm import build_grm_model
+
+        build = build_grm_model
+    else:
+        build = build_reward_model
+    model = build(base, tok, head, torch.float32, recipe.model.trust_checkpoint)
     return _apply_lora(model, recipe) if recipe.model.lora_r else model
 
 
@@ -324,7 +362,7 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def _final_eval(final: Path, pairs: list[PreferencePair], out: Path, recipe: Recipe) -> dict:
-    dtype = "bfloat16" if recipe.train.dtype == "bfloat16" else "float32"
+    dtype = resolve_dtype(recipe.train.dtype)
     scorer = ScalarScorer.load(
         final,
         dtype=dtype,

@@ -35,6 +35,26 @@ class RewardTrainer(Trainer):
         seed = a.data_seed if a.data_seed is not None else a.seed
         return LengthGroupedSampler(ds["length"], group, seed)
 
+    def _track_num_input_tokens(self, inputs) -> None:
+        """Count the real (non-padding) tokens of every training micro-batch, over all processes.
+
+        Always on (whatever ``include_num_input_tokens_seen`` says) and kept in
+        ``state.num_input_tokens_seen``, so it survives a resume. A packed row holds no padding; a padded
+        batch counts its attention mask; cached features (frozen backbone) have no tokens and count 0.
+        """
+        mask = inputs.get("attention_mask")
+        ids = inputs.get("input_ids")
+        if mask is not None:
+            n = mask.sum()
+        elif ids is not None:
+            n = ids.numel()
+        else:
+            return
+        n = torch.as_tensor(n, device=self.args.device, dtype=torch.int64)
+        if self.args.world_size > 1:
+            n = self.accelerator.gather(n).sum()
+        self.state.num_input_tokens_seen += int(n)
+
     def _rewards(self, model, inputs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         inputs = dict(inputs)
         margin = inputs.pop("margin", None)
@@ -42,9 +62,31 @@ class RewardTrainer(Trainer):
         b = rewards.shape[0] // 2
         return rewards[:b], rewards[b:], margin
 
+    def _lm_loss(self, model, inputs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Variants with an LM head: the model returns rewards, summed response log-probabilities and
+        scored tokens, each ``(2B,)``; cached reference log-probabilities come with the batch."""
+        from rewardlab.losses import ResponseLogps
+
+        inputs = dict(inputs)
+        margin = inputs.pop("margin", None)
+        ref = inputs.pop("ref_logps", None)
+        rewards, logps, tokens = model(**inputs)
+        b = rewards.shape[0] // 2
+        lm = ResponseLogps(
+            chosen=logps[:b],
+            chosen_tokens=tokens[:b],
+            rejected=logps[b:] if self.variant.needs_rejected_logps else None,
+            ref_chosen=ref[:b] if ref is not None else None,
+            ref_rejected=ref[b:] if ref is not None else None,
+        )
+        return rewards[:b], rewards[b:], self.variant.lm_loss(rewards[:b], rewards[b:], lm, margin)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        chosen, rejected, margin = self._rewards(model, inputs)
-        loss = self.variant.loss(chosen, rejected, margin)
+        if self.variant.has_lm_head:
+            chosen, rejected, loss = self._lm_loss(model, inputs)
+        else:
+            chosen, rejected, margin = self._rewards(model, inputs)
+            loss = self.variant.loss(chosen, rejected, margin)
         return (loss, torch.stack([chosen, rejected], dim=-1)) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):

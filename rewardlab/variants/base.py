@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import torch
 
+from rewardlab.losses.regularizers import ResponseLogps
 from rewardlab.registry import Registry
 
 
@@ -24,10 +25,33 @@ class Variant:
     """Only the head trains; backbone features are computed once and cached."""
     needs_margin: ClassVar[bool] = False
     """Every training pair must carry a ``margin``."""
+    has_lm_head: ClassVar[bool] = False
+    """The model keeps the base model's LM head beside the reward head (GRM); training computes
+    response log-probabilities and calls :meth:`lm_loss` instead of :meth:`loss`."""
+    needs_rejected_logps: ClassVar[bool] = False
+    """With ``has_lm_head``: the loss needs log-probabilities of the rejected responses too."""
+    needs_reference: ClassVar[bool] = False
+    """With ``has_lm_head``: the loss needs the initial model's log-probabilities, computed once
+    before training and cached with the dataset."""
+    is_generative: ClassVar[bool] = False
+    """A pairwise judge (GenRM, CoT-GenRM): trains the causal LM on judge prompts through
+    :meth:`judge_loss` and saves a judge directory (``rewardlab_judge.json``), not a reward head."""
+    self_improving: ClassVar[bool] = False
+    """With ``is_generative``: trained by the STaR loop (``rewardlab star``) on its own rationales."""
 
     def loss(self, chosen: torch.Tensor, rejected: torch.Tensor,
              margin: torch.Tensor | None = None) -> torch.Tensor:
         """Scalar loss from rewards of chosen and rejected responses, each ``(batch,)``."""
+        raise NotImplementedError
+
+    def judge_loss(self, logps: ResponseLogps) -> torch.Tensor:
+        """Scalar loss of ``is_generative`` variants from summed target log-probabilities: of the target
+        (verdict or rationale) in ``chosen``; with ``needs_rejected_logps`` a worse rationale in ``rejected``."""
+        raise NotImplementedError
+
+    def lm_loss(self, chosen: torch.Tensor, rejected: torch.Tensor, logps: ResponseLogps,
+                margin: torch.Tensor | None = None) -> torch.Tensor:
+        """Scalar loss of ``has_lm_head`` variants: rewards ``(batch,)`` each, plus response log-probs."""
         raise NotImplementedError
 
 

@@ -170,3 +170,30 @@ def test_gathered_weights_path_saves_the_same_model(tiny_llama, pair_files, tmp_
 def test_every_metrics_key_is_documented():
     doc = train_reward_model.__doc__
     assert all(f"``{k}``" in doc for k in METRICS_KEYS | EVAL_KEYS), [k for k in METRICS_KEYS if k not in doc]
+
+
+def test_tokens_seen_counts_the_tokens_of_the_batches_trained_on(tiny_llama, word_bert, pair_files, tmp_path,
+                                                                   monkeypatch):
+    """``train.tokens_seen`` is what the steps consumed, not the dataset's sum: twice the sum for two
+    epochs, the sum of the batches run for a partial epoch, and real tokens only for padded batches."""
+    from rewardlab.train.trainer import RewardTrainer
+
+    two = train(tiny_llama, pair_files, tmp_path / "two", "train.epochs=2", "data.eval=")
+    assert two["train"]["steps"] == 16
+    assert two["train"]["tokens_seen"] == 2 * two["train"]["tokens"]
+    assert two["train"]["tokens_per_s"] > 0
+
+    seen: list[int] = []
+    step = RewardTrainer.training_step
+
+    def recording(self, model, inputs, *args, **kwargs):
+        seen.append(int(inputs["input_ids"].numel()))  # packed: one row, no padding
+        return step(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(RewardTrainer, "training_step", recording)
+    part = train(tiny_llama, pair_files, tmp_path / "part", "train.max_steps=3", "data.eval=")
+    assert len(seen) == 3 and part["train"]["tokens_seen"] == sum(seen) < part["train"]["tokens"]
+    monkeypatch.undo()
+
+    padded = train(word_bert, pair_files, tmp_path / "padded", "train.epochs=1", "data.eval=")
+    assert padded["train"]["tokens_seen"] == padded["train"]["tokens"]  # padding is not counted

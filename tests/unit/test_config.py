@@ -114,7 +114,7 @@ def test_values_take_the_field_type():
             ("data.max_length=64", "data.min_prompt_tokens=64"),
             "data.min_prompt_tokens=64 must be >= 0 and < data",
         ),
-        (("train.dtype=float16",), "train.dtype must be 'float32' or 'bfloat16'"),
+        (("train.dtype=float16",), "train.dtype must be 'auto', 'float32' or 'bfloat16'"),
     ],
 )
 def test_bad_values_and_combinations_are_rejected(overrides, message):
@@ -163,3 +163,17 @@ def test_help_documents_every_key():
             assert name in line.split(";")[0] and len(line.split("): ", 1)[1]) > 10
     assert "  variant.name (default 'bt'): " in text and "  output_dir (default 'runs/rm'): " in text
     assert "  variant.label_smoothing (bt_label_smoothing; default 0.1): " in text
+
+
+def test_auto_dtype_resolves_by_hardware(monkeypatch):
+    import torch
+
+    from rewardlab import precision
+
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device="cpu": True)
+    assert precision.resolve_dtype("auto") == torch.bfloat16
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device="cpu": False)
+    assert precision.resolve_dtype("auto") == torch.float32
+    assert precision.resolve_dtype("bf16") == torch.bfloat16 and precision.resolve_dtype("float32") == torch.float32
+    with pytest.raises(ValueError, match="dtype must be one of auto, float32, bfloat16"):
+        precision.resolve_dtype("fp16")

@@ -1,0 +1,279 @@
+"""The GRM study: do LM-regularised reward models generalise better out of distribution?
+
+Trains, on the same HH-RLHF harmless pairs and the same backbone (SmolLM2-135M-Instruct with LoRA), the
+rows of Table 1 of Yang et al. 2024 ("Regularizing Hidden States Enables Learning Generalizable Reward
+Model for LLMs") at two training-set sizes, and evaluates each model on held-out HH pairs
+(in-distribution) and on pairs built from the AlpacaEval best-of-16 samples with GPT-4 gold judgements
+(out of distribution). Writes ``README.md`` (table, rules, counts, commands), ``results.json`` and
+``accuracy.png`` into this folder. Runs go to ``runs/`` beside this file (not committed); a rerun
+reuses every finished model and evaluation, so an interrupted study continues where it stopped.
+
+    python experiments/grm_study/run.py                  # default sizes, see --help
+    python experiments/grm_study/run.py --sizes 64,all   # the second size = every training pair
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+# (row label, variant, extra overrides, what the paper calls it)
+METHODS = {
+    "frozen": ("Classifier (frozen backbone)", "bt_frozen", ["model.lora_r=0"]),
+    "bt": ("Baseline classifier (BT)", "bt", []),
+    "bt_margin": ("Classifier + margin", "bt_margin", []),
+    "bt_ls": ("Classifier + label smoothing", "bt_label_smoothing", ["variant.label_smoothing=0.1"]),
+    "bt_ens": ("Classifier + ensemble", "bt", []),  # train.ensemble=k added below
+    "grm_sft": ("GRM w/ SFT reg.", "grm_sft", []),
+    "grm_dpo": ("GRM w/ DPO reg.", "grm_dpo", []),
+    "grm_dpo_noref": ("GRM w/ DPO reg. (no ref)", "grm_dpo_noref", []),
+}
+log = logging.getLogger("grm_study")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--hh", default=str(SHARED / "hh-rlhf-harmless" / "test.jsonl.gz"),
+                   help="HH-RLHF harmless transcripts (in-distribution data)")
+    p.add_argument("--bon", default=str(SHARED / "alpacaeval-bon16" / "bon16.jsonl.gz"),
+                   help="AlpacaEval best-of-16 samples with gold judgements (out-of-distribution pairs)")
+    p.add_argument("--model", default="smollm2", help="backbone: smollm2 (embedded), a directory or a hub id")
+    p.add_argument("--sizes", default="64,256",
+                   help="training-set sizes, comma-separated; 'all' = every pair not held out")
+    p.add_argument("--id-size", type=int, default=128, help="held-out HH pairs (in-distribution eval)")
+    p.add_argument("--ood-size", type=int, default=128, help="OOD pairs sampled (0 = every pair the rule gives)")
+    p.add_argument("--ood-min-gap", type=float, default=0.5,
+                   help="OOD rule: two samples of one instruction whose gold scores differ by at least this")
+    p.add_argument("--max-length", type=int, default=128, help="tokens per training / ID sequence")
+    p.add_argument("--ood-max-length", type=int, default=256,
+                   help="tokens per OOD sequence (answers are long; truncated from the right, EOS kept)")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"rows to run, from: {', '.join(METHODS)}")
+    p.add_argument("--ensemble", type=int, default=3, help="members of the BT ensemble")
+    p.add_argument("--lora-r", type=int, default=16, help="LoRA rank (0 = full fine-tuning)")
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--alpha", type=float, default=None, help="GRM α (default: the variant's, 0.01)")
+    p.add_argument("--beta", type=float, default=None, help="GRM β (default: the variant's, 0.1)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", default=str(HERE / "runs"), help="where models, data subsets and evaluations go")
+    p.add_argument("--out", default=str(HERE), help="where README.md, results.json and accuracy.png go")
+    return p.parse_args(argv)
+
+
+def build_data(args, runs: Path) -> dict:
+    """Write the pair sets once: ``id_eval``, ``ood_eval`` and one training file per size."""
+    from rewardlab.data import load_pairs, split_pairs
+    from rewardlab.data.bon import gold_gap_pairs, load_bon_records
+    from rewardlab.eval.study import write_pairs_jsonl
+
+    hh, hh_report = load_pairs(args.hh, format="hh", lenient=True)
+    pool, id_eval = split_pairs(hh, eval_size=args.id_size, seed=args.seed)
+    records, _ = load_bon_records(args.bon)
+    ood_all, ood_stats = gold_gap_pairs(records, min_gap=args.ood_min_gap)
+    ood = list(ood_all)
+    if args.ood_size and args.ood_size < len(ood):
+        ood = random.Random(args.seed).sample(ood, args.ood_size)
+    data = runs / "data"
+    files = {"id_eval": write_pairs_jsonl(id_eval, data / "id_eval.jsonl"),
+             "ood_eval": write_pairs_jsonl(ood, data / "ood_eval.jsonl")}
+    sizes = {}
+    for s in args.sizes.split(","):
+        n = len(pool) if s.strip() == "all" else int(s)
+        if not 0 < n <= len(pool):
+            sys.exit(f"--sizes: {s} is not in 1..{len(pool)} (training pairs available)")
+        sizes[n] = write_pairs_jsonl(pool[:n], data / f"train_{n}.jsonl")
+    return {"files": files, "sizes": sizes, "hh_report": hh_report.to_dict(), "pool": len(pool),
+            "id_eval": id_eval, "ood_eval": ood, "ood_stats": ood_stats, "hh_margins": any(p.margin is not None for p in hh)}
+
+
+def train_one(args, method: str, n: int, train_file: Path, runs: Path) -> tuple[Path | None, dict]:
+    """Train one row at one size (skipped when its ``metrics.json`` exists); return its model dir."""
+    from rewardlab.config import load_recipe
+    from rewardlab.train.run import train_reward_model
+
+    label, variant, extra = METHODS[method]
+    out = runs / f"n{n}" / method
+    metrics_file = out / "metrics.json"
+    if metrics_file.exists():
+        metrics = json.loads(metrics_file.read_text())
+        return Path(metrics["final_model"]), metrics
+    overrides = [
+        f"model.path={args.model}", f"model.lora_r={args.lora_r}", f"data.train={train_file}",
+        "data.format=explicit", f"data.max_length={args.max_length}", f"variant.name={variant}",
+        f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", f"train.lr={args.lr}",
+        f"train.dtype={args.dtype}", f"train.seed={args.seed}", "train.logging_steps=4", f"output_dir={out}",
+        *extra,
+    ]
+    if method == "bt_ens":
+        overrides.append(f"train.ensemble={args.ensemble}")
+    if variant.startswith("grm"):
+        overrides += [f"variant.alpha={args.alpha}"] if args.alpha is not None else []
+        overrides += [f"variant.beta={args.beta}"] if args.beta is not None else []
+    recipe = load_recipe(None, overrides)
+    if recipe.train.ensemble > 1:
+        from rewardlab.train.ensemble import train_ensemble
+
+        metrics = train_ensemble(recipe)
+    else:
+        metrics = train_reward_model(recipe)
+    return Path(metrics["final_model"]), metrics
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for path in (args.hh, args.bon):
+        if not Path(path).exists():
+            sys.exit(f"data not found: {path} (pass --hh / --bon)")
+    from rewardlab import load_scorer
+    from rewardlab.eval.study import cached_eval
+
+    runs = Path(args.runs)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for m in methods:
+        if m not in METHODS:
+            sys.exit(f"--methods: unknown row {m!r}; known: {', '.join(METHODS)}")
+    start = time.time()
+    data = build_data(args, runs)
+    results: dict = {"args": vars(args), "rows": {}, "train_seconds": {}, "skipped": {}}
+    for n, train_file in data["sizes"].items():
+        for m in methods:
+            key = f"{m}@{n}"
+            if m == "bt_margin" and not data["hh_margins"]:
+                results["skipped"][key] = "HH-RLHF pairs carry no preference strength, so there is no margin to use"
+                continue
+            log.info("=== %s: training on %d pairs", key, n)
+            model_dir, metrics = train_one(args, m, n, train_file, runs)
+            results["train_seconds"][key] = metrics.get("train_seconds")
+            row = {}
+            for name, pairs, max_len in (("ID", data["id_eval"], args.max_length),
+                                         ("OOD", data["ood_eval"], args.ood_max_length)):
+                def factory(model_dir=model_dir, max_len=max_len):
+                    return load_scorer(str(model_dir), dtype=args.dtype, max_length=max_len, progress=True)
+
+                log.info("--- %s: evaluating on %s (%d pairs)", key, name, len(pairs))
+                summary = cached_eval(factory, pairs, runs / f"n{n}" / m / f"eval_{name}.json", seed=args.seed)
+                row[name] = {k: summary[k] for k in ("accuracy", "ci95", "n", "ties")}
+            results["rows"][key] = row
+    results["wall_seconds"] = round(time.time() - start, 1)
+    results["data"] = {"hh_report": data["hh_report"], "train_pool": data["pool"],
+                       "id_eval": len(data["id_eval"]), "ood_eval": len(data["ood_eval"]),
+                       "ood_rule": data["ood_stats"], "sizes": list(data["sizes"])}
+    write_report(args, results, methods, argv)
+    return 0
+
+
+def write_report(args, results: dict, methods: list[str], argv) -> None:
+    from rewardlab.eval.study import fmt_acc, markdown_table, plot_accuracy
+
+    out = Path(args.out)
+    sizes = results["data"]["sizes"]
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    columns = [f"{split} (n={n})" for n in sizes for split in ("ID", "OOD")]
+    cells, plot_rows = {}, {}
+    for m in methods:
+        label = METHODS[m][0]
+        plot_rows[label] = {}
+        for n in sizes:
+            key = f"{m}@{n}"
+            row = results["rows"].get(key)
+            for split in ("ID", "OOD"):
+                col = f"{split} (n={n})"
+                cells[(label, col)] = fmt_acc(row[split]) if row else ("n/a" if key in results["skipped"] else "—")
+                plot_rows[label][col] = row[split] if row else None
+    plot_accuracy(plot_rows, out / "accuracy.png",
+                  title=f"Preference accuracy, SmolLM2-135M-Instruct (LoRA r={args.lora_r}); bars: 95% bootstrap CI")
+    d = results["data"]
+    rule = d["ood_rule"]
+    command = " ".join(["python experiments/grm_study/run.py",
+                        shlex.join(sys.argv[1:] if argv is None else argv)]).strip()
+    remarks = "\n".join(compare_to_bt(results, methods, sizes, Path(args.runs))) or "- (no BT baseline to compare)"
+    skipped = "\n".join(f"- `{k}`: {v}." for k, v in results["skipped"].items()) or "- none"
+    times = ", ".join(f"{k} {v:.0f} s" for k, v in results["train_seconds"].items() if v)
+    text = f"""# GRM study: in- and out-of-distribution accuracy of regularised reward models
+
+Written by `experiments/grm_study/run.py`; every number below comes from `results.json` beside this file.
+
+## Command
+
+```bash
+{command}
+```
+
+Backbone `{args.model}` (SmolLM2-135M-Instruct), LoRA r={args.lora_r}, {args.epochs:g} epochs, batch {args.batch_size},
+lr {args.lr:g}, precision `{args.dtype}`, seed {args.seed}, training sequences cut to {args.max_length} tokens.
+GRM rows use α={args.alpha if args.alpha is not None else 0.01}, β={args.beta if args.beta is not None else 0.1}
+(loss (1 − α)·BT + α·L_reg). The ensemble has {args.ensemble} members (seeds {args.seed}…{args.seed + args.ensemble - 1}),
+scored by the mean. Wall time of the whole study: {results['wall_seconds'] / 60:.1f} min.
+
+## Results (preference accuracy %, 95% bootstrap interval)
+
+{markdown_table([METHODS[m][0] for m in methods], columns, cells)}
+
+![accuracy](accuracy.png)
+
+## Data
+
+- **Training / ID**: `{Path(args.hh).name}` read as HH transcripts, lenient: read {d['hh_report']['read']}, kept
+  {d['hh_report']['kept']}, dropped {d['hh_report']['dropped']}. {d['id_eval']} pairs are held out (seed {args.seed})
+  as the in-distribution test set; the training sets are the first {', '.join(map(str, sizes))} of the
+  remaining {d['train_pool']} pairs (the larger contains the smaller).
+- **OOD**: `{Path(args.bon).name}`: for each of the {rule['instructions']} instructions, the two labelled samples
+  whose GPT-4 gold preferences differ most, if they differ by at least {rule['min_gap']} (the higher one is
+  chosen; one pair per instruction). That gives {rule['pairs']} pairs ({rule['no_gap']} instructions have no such
+  pair, {rule['identical_texts']} identical-text pairs skipped); {d['ood_eval']} of them are used (seed {args.seed}).
+  OOD sequences are cut to {args.ood_max_length} tokens.
+
+Rows not run:
+{skipped}
+
+## Each row against the BT baseline (paired bootstrap over the same pairs)
+
+Difference in accuracy (points) with its 95% interval; an interval that contains 0 means the data
+cannot tell the two apart.
+
+{remarks}
+
+Training time per model: {times}.
+"""
+    (out / "README.md").write_text(text)
+    log.info("wrote %s, %s and %s", out / "README.md", out / "results.json", out / "accuracy.png")
+
+
+def compare_to_bt(results: dict, methods: list[str], sizes: list[int], runs: Path) -> list[str]:
+    from rewardlab.eval.study import load_outcomes, paired_difference
+
+    lines = []
+    for n in sizes:
+        if f"bt@{n}" not in results["rows"]:
+            continue
+        for split in ("ID", "OOD"):
+            base = load_outcomes(runs / f"n{n}" / "bt" / f"eval_{split}.json")
+            for m in methods:
+                if m == "bt" or f"{m}@{n}" not in results["rows"]:
+                    continue
+                diff, (lo, hi) = paired_difference(load_outcomes(runs / f"n{n}" / m / f"eval_{split}.json"), base)
+                verdict = "better" if lo > 0 else "worse" if hi < 0 else "no clear difference"
+                lines.append(f"- n={n}, {split}, {METHODS[m][0]}: {100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                             f" → {verdict}")
+    return lines
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""Building blocks of comparison studies: evaluation sets, cached runs, result tables and plots.
+
+A study trains or loads several reward models, evaluates each on the same named pair sets
+(in-distribution, out-of-distribution, ...) and reports accuracy with bootstrap 95% intervals. The
+pieces here keep every study alike: pair sets are written once as JSONL so recipes and the CLI can
+read them, each evaluation is cached as JSON (a rerun skips what is done), and the table and plot
+come from the cached results only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from rewardlab.types import PreferencePair
+
+
+def write_pairs_jsonl(pairs: Sequence[PreferencePair], path: str | Path) -> Path:
+    """Write pairs in the ``explicit`` format (message lists, margin, id, subset) that ``load_pairs`` reads."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        for p in pairs:
+            row = {"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "id": p.id}
+            if p.margin is not None:
+                row["margin"] = p.margin
+            if p.subset is not None:
+                row["subset"] = p.subset
+            fh.write(json.dumps(row) + "\n")
+    return path
+
+
+def cached_eval(scorer_factory, pairs: Sequence[PreferencePair], out: str | Path, seed: int = 0) -> dict:
+    """Evaluate once: the summary cached at ``out`` (with per-pair rows beside it) is returned if present;
+    otherwise ``scorer_factory()`` is called, the pairs scored and the result written."""
+    from rewardlab.eval.pairwise import evaluate_pairs, write_results
+
+    out = Path(out)
+    if out.exists():
+        return json.loads(out.read_text())
+    summary, rows = evaluate_pairs(scorer_factory(), pairs, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_results(summary, rows, out)
+    return summary
+
+
+def load_outcomes(summary_path: str | Path) -> dict[str, float]:
+    """Per-pair outcomes (1 right, 0.5 tie, 0 wrong) by pair id, from the rows written beside a summary."""
+    rows_path = Path(summary_path).with_suffix(".pairs.jsonl")
+    out = {}
+    with open(rows_path) as fh:
+        for line in fh:
+            row = json.loads(line)
+            out[row["id"]] = float(row["outcome"])
+    return out
+
+
+def paired_difference(a: dict[str, float], b: dict[str, float], n_boot: int = 2000,
+                      seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """Mean of ``a − b`` over the pairs both scored, with a 95% paired bootstrap interval.
+
+    Resampling pairs (not each model separately) keeps the pairing: both models are judged on the
+    same resampled pairs, which makes the interval much tighter than comparing two separate intervals.
+    """
+    import numpy as np
+
+    ids = sorted(set(a) & set(b))
+    if not ids:
+        raise ValueError("the two results share no pair ids")
+    d = np.array([a[i] - b[i] for i in ids])
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return float(d.mean()), (float(lo), float(hi))
+
+
+def fmt_acc(result: dict | None) -> str:
+    """``"61.0 [54.0, 68.0]"`` (percent, with the 95% interval), or ``"—"`` for a missing result."""
+    if not result:
+        return "—"
+    lo, hi = result["ci95"]
+    return f"{100 * result['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def markdown_table(rows: Sequence[str], columns: Sequence[str], cells: dict[tuple[str, str], str],
+                   row_header: str = "method") -> str:
+    """A Markdown table; ``cells[(row, column)]`` holds the text, missing cells show ``—``."""
+    lines = ["| " + " | ".join([row_header, *columns]) + " |",
+             "|" + "---|" + "---:|" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join([r, *(cells.get((r, c), "—") for c in columns)]) + " |")
+    return "\n".join(lines)
+
+
+def plot_accuracy(results: dict[str, dict[str, dict | None]], path: str | Path, title: str,
+                  chance: float = 0.5) -> Path:
+    """Grouped bars: one group per row (method), one bar per column (eval set), 95% intervals as error bars.
+
+    ``results[row][column]`` is a summary from ``evaluate_pairs`` (``accuracy``, ``ci95``) or ``None``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(results)
+    columns = list(dict.fromkeys(c for r in rows for c in results[r]))
+    width = 0.8 / max(1, len(columns))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) * max(1, len(columns)) ** 0.5 + 2), 4.2))
+    for j, col in enumerate(columns):
+        xs, ys, errs = [], [], [[], []]
+        for i, r in enumerate(rows):
+            res = results[r].get(col)
+            if not res or res.get("accuracy") is None or math.isnan(res["accuracy"]):
+                continue
+            acc, (lo, hi) = res["accuracy"], res["ci95"]
+            xs.append(i + (j - (len(columns) - 1) / 2) * width)
+            ys.append(100 * acc)
+            errs[0].append(100 * (acc - lo))
+            errs[1].append(100 * (hi - acc))
+        ax.bar(xs, ys, width=width * 0.95, yerr=errs, capsize=2, label=col)
+    ax.axhline(100 * chance, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(rows, rotation=30, ha="right")
+    ax.set_ylabel("preference accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, ncol=min(4, len(columns)))
+    lows = [100 * results[r][c]["ci95"][0] for r in rows for c in columns if results[r].get(c)]
+    ax.set_ylim(max(0.0, min([100 * chance - 10, *lows]) - 5), 100)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

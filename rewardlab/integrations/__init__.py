@@ -1,0 +1,1 @@
+"""Use rewardlab scorers inside other training libraries without a server."""

@@ -1,0 +1,144 @@
+"""Reward-model ensembles: k members trained with different seeds, scored as one :class:`Scorer`.
+
+A member's reward is noisy where the training data is thin; combining members (Coste et al. 2023,
+"Reward Model Ensembles Help Mitigate Overoptimization") gives a more conservative reward:
+
+- ``mean``: the average member reward;
+- ``min``: the worst case over members;
+- ``mean_minus_std``: ``mean − λ·std`` (uncertainty-weighted; std over members, population form).
+
+An ensemble directory holds ``ensemble.json`` (the manifest: member directories relative to it, the
+reduction and λ) next to the members; ``load_scorer(dir)`` and ``rewardlab eval --model dir`` take it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from rewardlab.types import Conversation, PreferencePair
+
+MANIFEST = "ensemble.json"
+REDUCTIONS = ("mean", "min", "mean_minus_std")
+
+
+def reduce_scores(scores: torch.Tensor, reduction: str = "mean", lam: float = 1.0) -> torch.Tensor:
+    """Combine member rewards ``(k, n)`` into ``(n,)`` by ``mean``, ``min`` or ``mean_minus_std``
+    (``mean − lam·std``, the population std over the k members)."""
+    if scores.dim() != 2:
+        raise ValueError(f"scores must be (members, n), got shape {tuple(scores.shape)}")
+    if reduction == "mean":
+        return scores.mean(0)
+    if reduction == "min":
+        return scores.min(0).values
+    if reduction == "mean_minus_std":
+        return scores.mean(0) - lam * scores.std(0, correction=0)
+    raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+
+
+class EnsembleScorer:
+    """Members behind the Scorer interface; ``compare`` is σ(r_a − r_b) of the reduced rewards."""
+
+    is_generative = False
+    has_lm_head = False
+    needs_reference = False
+
+    def __init__(self, members: Sequence, reduction: str = "mean", lam: float = 1.0) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+        self.members = list(members)
+        self.reduction = reduction
+        self.lam = lam
+
+    @classmethod
+    def load(cls, path: str | Path, reduction: str | None = None, lam: float | None = None,
+             **kwargs) -> EnsembleScorer:
+        """Load ``path/ensemble.json`` and its members (keyword arguments go to each member's loader);
+        ``reduction`` / ``lam`` override the manifest's."""
+        from rewardlab.models.scorer import ScalarScorer
+
+        path = Path(path)
+        manifest = json.loads((path / MANIFEST).read_text())
+        members = [ScalarScorer.load(path / m, **kwargs) for m in manifest["members"]]
+        return cls(members, reduction or manifest.get("reduction", "mean"),
+                   manifest.get("lambda", 1.0) if lam is None else lam)
+
+    @property
+    def encoder(self):
+        return self.members[0].encoder
+
+    def _check_length(self, ids, where: str) -> None:
+        for m in self.members:
+            m._check_length(ids, where)
+
+    def member_scores_ids(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Every member's rewards for tokenized sequences, ``(k, n)``."""
+        return torch.stack([m.score_ids(seqs) for m in self.members])
+
+    def score_ids(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+        return reduce_scores(self.member_scores_ids(seqs), self.reduction, self.lam)
+
+    def score(self, convs: Sequence[Conversation]) -> torch.Tensor:
+        return self.score_ids(self.members[0].encode(convs))
+
+    def score_pairs(self, pairs: Sequence[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reduced rewards of chosen and rejected responses, each ``(n,)``."""
+        seqs = []
+        for side in ("chosen", "rejected"):
+            for p in pairs:
+                enc = self.encoder.encode(p.prompt, getattr(p, side), p.id)
+                self._check_length(enc.ids, p.id)
+                seqs.append(enc.ids)
+        r = self.score_ids(seqs)
+        return r[: len(pairs)], r[len(pairs):]
+
+    def compare(self, prompts: Sequence[Conversation], a: Sequence[Conversation],
+                b: Sequence[Conversation]) -> torch.Tensor:
+        if not len(prompts) == len(a) == len(b):
+            raise ValueError("prompts, a and b must have the same length")
+        convs = [[*p, *x] for p, x in zip(prompts, a, strict=True)]
+        convs += [[*p, *x] for p, x in zip(prompts, b, strict=True)]
+        r = self.score(convs)
+        return torch.sigmoid(r[: len(prompts)] - r[len(prompts):])
+
+
+def write_manifest(path: str | Path, members: Sequence[str | Path], reduction: str = "mean",
+                   lam: float = 1.0) -> Path:
+    """Write ``path/ensemble.json`` naming ``members`` (stored relative to ``path`` when inside it)."""
+    path = Path(path)
+    rel = []
+    for m in members:
+        m = Path(m)
+        try:
+            rel.append(str(m.resolve().relative_to(path.resolve())))
+        except ValueError:
+            rel.append(str(m.resolve()))
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+    out = path / MANIFEST
+    out.write_text(json.dumps({"kind": "ensemble", "members": rel, "reduction": reduction, "lambda": lam},
+                              indent=2) + "\n")
+    return out
+
+
+def is_ensemble_dir(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).exists()
+
+
+def load_any_scorer(path: str | Path, dtype: str = "float32", trust: bool = False,
+                    reduction: str | None = None, lam: float | None = None, **kwargs):
+    """The Scorer for a reward-model directory: a judge (``rewardlab_judge.json``), an ensemble
+    (``ensemble.json``) or a single model (scalar or GRM). ``reduction`` / ``lam`` apply to ensembles only."""
+    from rewardlab.models.judge_scorer import JudgeScorer, is_judge_dir
+    from rewardlab.models.scorer import ScalarScorer
+
+    if is_judge_dir(path):  # a generative judge (rewardlab_judge.json): compare only
+        return JudgeScorer.load(path, dtype=dtype, trust=trust, max_length=kwargs.get("max_length"))
+    if is_ensemble_dir(path):
+        return EnsembleScorer.load(path, reduction, lam, dtype=dtype, trust=trust, **kwargs)
+    return ScalarScorer.load(path, dtype=dtype, trust=trust, **kwargs)

@@ -1,0 +1,253 @@
+"""GRM reward models: the base causal LM with its LM head kept, plus a reward head (``score``).
+
+One forward pass over the backbone gives both the reward (the reward head at each sequence's last
+real token, as for scalar models) and the LM head's log-probabilities of the response tokens. The LM
+head only runs at the positions that predict a response token, so the prompt costs no vocabulary
+projection. In packed batches a sequence's first token is never predicted from the previous
+sequence's last one: log-probabilities stay within segment boundaries.
+
+A checkpoint is an HF directory of the causal LM (safetensors) whose weights include ``score.*`` and
+whose ``config.json`` says ``rewardlab: {kind: grm, head: ...}``. It reloads for further training
+(both heads); :func:`export_reward_model` writes a plain sequence-classification model (reward head
+only) that stock ``AutoModelForSequenceClassification`` loads with the same scores.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rewardlab.assets import resolve_model_path
+from rewardlab.losses.regularizers import token_logps
+from rewardlab.models.packing import PackedBatch, enable_packing, pack, packed, supports_packing
+from rewardlab.models.safety import check_checkpoint
+from rewardlab.models.scalar import (
+    FORMAT_VERSION,
+    META_KEY,
+    HeadConfig,
+    PaddedBatch,
+    _load_prefixed,
+    backbone_of,
+    choose_pad_id,
+    head_config_of,
+    make_head,
+    pad,
+    quiet_transformers,
+    save_reward_model,
+    unwrap,
+)
+
+KIND = "grm"
+
+
+def is_grm_config(config) -> bool:
+    return (getattr(config, META_KEY, None) or {}).get("kind") == KIND
+
+
+def is_grm_dir(path: str | Path) -> bool:
+    """True when ``path`` holds a GRM checkpoint (full model, or LoRA adapter of one)."""
+    path = Path(path)
+    for name, key in (("config.json", META_KEY), ("rewardlab_adapter.json", None)):
+        f = path / name
+        if f.exists():
+            meta = json.loads(f.read_text())
+            meta = (meta.get(key) or {}) if key else meta
+            if meta.get("kind") == KIND:
+                return True
+    return False
+
+
+def _causal_lm(path: str, dtype: torch.dtype, trust: bool) -> nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    use_safe = check_checkpoint(path, trust)
+    with quiet_transformers():  # the checkpoint's score.* weights are not the causal LM's: loaded below
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust,
+                                                     use_safetensors=use_safe if use_safe else None)
+    if model.get_output_embeddings() is None:
+        raise ValueError(f"{path}: {type(model).__name__} has no LM head; GRM needs a causal LM")
+    return model
+
+
+def build_grm_model(base: str, tokenizer, head: HeadConfig | None = None,
+                    dtype: torch.dtype = torch.float32, trust: bool = False) -> nn.Module:
+    """A GRM on ``base``: a fresh reward head on a causal LM, or, when ``base`` is a GRM checkpoint,
+    that checkpoint with its trained reward head (to train further; ``head`` is then ignored)."""
+    path = resolve_model_path(base)
+    model = _causal_lm(path, dtype, trust)
+    if is_grm_config(model.config):
+        head = head_config_of(model.config)
+        model.score = make_head(model.config.get_text_config().hidden_size, head).to(dtype)
+        _load_prefixed(model, Path(path), "score.")
+    else:
+        head = head or HeadConfig()
+        model.score = _fresh_head(model, head).to(dtype)
+        model.config.pad_token_id = choose_pad_id(tokenizer)
+    setattr(model.config, META_KEY, {"format_version": FORMAT_VERSION, "kind": KIND, "head": asdict(head)})
+    enable_packing(model)
+    return model
+
+
+def _fresh_head(model: nn.Module, head: HeadConfig) -> nn.Module:
+    """A new head; a linear one is initialised as transformers initialises its ``score`` layer."""
+    layer = make_head(model.config.get_text_config().hidden_size, head)
+    if head.type == "linear":
+        std = getattr(model.config.get_text_config(), "initializer_range", 0.02)
+        nn.init.normal_(layer.weight, std=std)
+    return layer
+
+
+def load_grm_model(path: str | Path, dtype: torch.dtype = torch.float32, trust: bool = False) -> nn.Module:
+    """Load a GRM directory (full model, or LoRA adapter + both heads) in eval mode."""
+    from transformers import AutoTokenizer
+
+    path = Path(resolve_model_path(path))
+    if (path / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        check_checkpoint(path, trust)
+        meta = json.loads((path / "rewardlab_adapter.json").read_text())
+        tok = AutoTokenizer.from_pretrained(str(path))
+        base = build_grm_model(meta["base_model"], tok, HeadConfig(**meta["head"]), dtype, trust)
+        return PeftModel.from_pretrained(base, str(path)).eval()
+    return build_grm_model(str(path), None, dtype=dtype, trust=trust).eval()
+
+
+def lm_head_of(model: nn.Module) -> nn.Module:
+    return unwrap(model).get_output_embeddings()
+
+
+def _targets(response_mask: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    """Flat indices of tokens whose log-probability is scored: response tokens that are not the first
+    token of their sequence. response_mask: ``(T,)``; starts: indices of sequence starts."""
+    mask = response_mask.bool().clone()
+    mask[starts] = False
+    return mask.nonzero().squeeze(-1)
+
+
+def grm_forward(model: nn.Module, batch: PackedBatch | PaddedBatch,
+                response_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rewards, summed response log-probabilities and scored tokens per sequence, each ``(n,)`` float32.
+
+    ``response_mask`` has the shape of ``batch.input_ids`` (``(1, T)`` packed, ``(n, L)`` padded): 1 on
+    the response tokens to score. Token ``t`` is scored as ``log π(x_t | x_<t)`` from the hidden state
+    at ``t − 1`` of the same sequence.
+    """
+    backbone = backbone_of(model)
+    if isinstance(batch, PackedBatch):
+        with packed(batch.cu_seqlens):
+            h = backbone(input_ids=batch.input_ids, position_ids=batch.position_ids,
+                         use_cache=False).last_hidden_state[0]
+        n = batch.num_sequences
+        last = batch.last_index
+        seg = torch.repeat_interleave(torch.arange(n, device=h.device), batch.cu_seqlens.diff())
+        tgt = _targets(response_mask[0], batch.cu_seqlens[:-1])
+        ids = batch.input_ids[0]
+    else:
+        mask = batch.attention_mask
+        n, width = mask.shape
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        hp = backbone(input_ids=batch.input_ids, attention_mask=mask, position_ids=positions,
+                      use_cache=False).last_hidden_state
+        last = (torch.arange(width, device=mask.device) * mask).argmax(-1) + torch.arange(n, device=mask.device) * width
+        h = hp.reshape(n * width, -1)
+        seg = torch.arange(n, device=h.device).repeat_interleave(width)
+        # A token is scored only when it and its predecessor are real tokens of the same row.
+        prev_real = torch.zeros_like(mask)
+        prev_real[:, 1:] = mask[:, :-1]
+        tgt = _targets((response_mask * mask * prev_real).reshape(-1), torch.arange(0, n * width, width))
+        ids = batch.input_ids.reshape(-1)
+    rewards = unwrap(model).score(h[last]).squeeze(-1).float()
+    lp = token_logps(lm_head_of(model)(h[tgt - 1]), ids[tgt])
+    logps = torch.zeros(n, dtype=torch.float32, device=h.device).index_add(0, seg[tgt], lp)
+    count = torch.zeros(n, dtype=torch.float32, device=h.device).index_add(0, seg[tgt], torch.ones_like(lp))
+    return rewards, logps, count
+
+
+class GRMForward(nn.Module):
+    """Module whose ``forward`` returns ``(rewards, logps, tokens)``: what the Trainer drives for GRM."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, response_mask, position_ids=None, cu_seqlens=None, attention_mask=None,
+                **_) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if cu_seqlens is not None:
+            return grm_forward(self.model, PackedBatch(input_ids, position_ids, cu_seqlens), response_mask)
+        return grm_forward(self.model, PaddedBatch(input_ids, attention_mask), response_mask)
+
+
+def response_mask_for(lengths: list[int], prompt_lens: list[int], packed_layout: bool) -> torch.Tensor:
+    """1 on response tokens: ``(1, Σ lengths)`` for a packed batch, ``(n, max length)`` right-padded."""
+    if packed_layout:
+        return torch.cat([torch.arange(n) >= p for n, p in zip(lengths, prompt_lens, strict=True)]).long()[None]
+    width = max(lengths)
+    col = torch.arange(width)[None]
+    n, p = torch.tensor(lengths)[:, None], torch.tensor(prompt_lens)[:, None]
+    return ((col >= p) & (col < n)).long()
+
+
+@torch.inference_mode()
+def response_logps(model: nn.Module, seqs: list[list[int]], prompt_lens: list[int],
+                   batch_tokens: int = 8192, packing: bool = True,
+                   autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Summed response log-probabilities ``(n,)`` float32 of ``seqs`` under ``model`` (no gradients).
+
+    What the reference cache holds: run once with the initial model before training. Sequences are
+    batched by length (packed when the model supports it), so the result does not depend on the
+    batch composition beyond float noise. ``autocast_dtype`` matches mixed-precision training.
+    """
+    from rewardlab.models.scorer import length_batches
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    use_pack = packing and supports_packing(unwrap(model))
+    pad_id = unwrap(model).config.pad_token_id or 0
+    out = torch.empty(len(seqs), dtype=torch.float32)
+    try:
+        for group in length_batches([len(s) for s in seqs], batch_tokens):
+            batch = [list(seqs[i]) for i in group]
+            tb = pack(batch) if use_pack else pad(batch, pad_id)
+            mask = response_mask_for([len(s) for s in batch], [prompt_lens[i] for i in group], use_pack)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                _, lp, _ = grm_forward(model, tb.to(device), mask.to(device))
+            out[group] = lp.float().cpu()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def export_reward_model(path: str | Path, out: str | Path, trust: bool = False) -> Path:
+    """Write the reward half of a GRM checkpoint as a plain sequence-classification model.
+
+    The backbone and the reward head go to ``out`` as ``AutoModelForSequenceClassification`` weights
+    (``num_labels=1``, the LM head dropped). A linear head loads with stock transformers and gives the
+    same scores; an MLP head loads with rewardlab's ``load_scorer`` (its layout is recorded in
+    ``config.json``). A LoRA GRM is merged first.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rewardlab.models.scalar import _install_head
+
+    path = Path(resolve_model_path(path))
+    grm = load_grm_model(path, trust=trust)
+    grm = grm.merge_and_unload() if hasattr(grm, "merge_and_unload") else grm
+    head = head_config_of(grm.config)
+    cfg = copy.deepcopy(grm.config)
+    cfg.num_labels = 1
+    cfg.architectures = None
+    setattr(cfg, META_KEY, {"format_version": FORMAT_VERSION, "head": asdict(head)})
+    with quiet_transformers():
+        seq = AutoModelForSequenceClassification.from_config(cfg, dtype=next(grm.parameters()).dtype)
+    _install_head(seq, head)
+    prefix = seq.base_model_prefix
+    getattr(seq, prefix).load_state_dict(getattr(grm, grm.base_model_prefix).state_dict(), strict=True)
+    seq.score.load_state_dict(grm.score.state_dict(), strict=True)
+    return save_reward_model(seq, AutoTokenizer.from_pretrained(str(path)), out)

@@ -1,0 +1,91 @@
+"""The DPO implicit reward of a policy as a :class:`rewardlab.types.Scorer`.
+
+A policy trained with DPO defines the reward r(x, y) = β·(log π(y|x) − log π_ref(y|x)) up to a term
+of x alone (Rafailov et al. 2023), so it ranks responses to the same prompt like a reward model.
+The reference-free variants drop π_ref: ``sum`` is β·log π(y|x), ``mean`` is β·log π(y|x) / |y|
+(the per-token average, which does not favour short responses). ``compare`` is σ(r_a − r_b).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rewardlab.data.encode import ChatEncoder
+from rewardlab.models.lm import load_causal_lm, sequence_logps
+from rewardlab.types import Conversation
+
+REDUCTIONS = ("ratio", "sum", "mean")
+
+
+def implicit_reward(logps: torch.Tensor, tokens: torch.Tensor, ref_logps: torch.Tensor | None, beta: float,
+                    reduction: str = "ratio") -> torch.Tensor:
+    """β·(log π − log π_ref) (``ratio``), β·log π (``sum``) or β·log π / tokens (``mean``).
+
+    logps, tokens, ref_logps: summed response log-probabilities and response lengths, each ``(n,)``.
+    """
+    if reduction == "ratio":
+        if ref_logps is None:
+            raise ValueError("the 'ratio' implicit reward needs the reference model's log-probabilities")
+        return beta * (logps - ref_logps)
+    if reduction == "sum":
+        return beta * logps
+    if reduction == "mean":
+        return beta * logps / tokens.clamp(min=1)
+    raise ValueError(f"implicit reward reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+
+
+class DPOImplicitScorer:
+    """Scalar rewards from a policy (and its reference, for ``ratio``); ``compare`` = σ(r_a − r_b)."""
+
+    is_generative = False
+    has_lm_head = True
+    needs_reference = True
+
+    def __init__(self, policy: nn.Module, tokenizer, reference: nn.Module | None = None, beta: float = 0.1,
+                 reduction: str = "ratio", max_length: int | None = None, batch_size: int = 8) -> None:
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"implicit reward reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+        if reduction == "ratio" and reference is None:
+            raise ValueError("the 'ratio' implicit reward needs a reference model (or use 'sum' / 'mean')")
+        if beta <= 0:
+            raise ValueError(f"beta must be > 0, got {beta}")
+        self.policy = policy.eval()
+        self.reference = reference.eval() if reference is not None and reduction == "ratio" else None
+        self.needs_reference = self.reference is not None
+        self.tokenizer = tokenizer
+        self.encoder = ChatEncoder(tokenizer, max_length=max_length)
+        self.beta, self.reduction, self.batch_size = beta, reduction, batch_size
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else (tokenizer.eos_token_id or 0)
+
+    @classmethod
+    def load(cls, policy: str | Path, reference: str | Path | None = None, beta: float = 0.1,
+             reduction: str = "ratio", dtype: str = "float32", trust: bool = False, **kwargs) -> DPOImplicitScorer:
+        from rewardlab.models.scorer import parse_dtype
+
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"implicit reward reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+        if reduction == "ratio" and not reference:
+            raise ValueError("the 'ratio' implicit reward needs a reference model (or use 'sum' / 'mean')")
+        model, tok = load_causal_lm(policy, parse_dtype(dtype), trust)
+        ref = load_causal_lm(reference, parse_dtype(dtype), trust)[0] if reference and reduction == "ratio" else None
+        return cls(model, tok, ref, beta=beta, reduction=reduction, **kwargs)
+
+    def score(self, convs: Sequence[Conversation]) -> torch.Tensor:
+        encs = [self.encoder.encode_conversation(c, f"conversation {i}") for i, c in enumerate(convs)]
+        seqs, starts = [e.ids for e in encs], [e.prompt_len for e in encs]
+        lp, n = sequence_logps(self.policy, seqs, starts, self.pad_id, self.batch_size)
+        ref = sequence_logps(self.reference, seqs, starts, self.pad_id, self.batch_size)[0] if self.reference else None
+        return implicit_reward(lp, n, ref, self.beta, self.reduction)
+
+    def compare(self, prompts: Sequence[Conversation], a: Sequence[Conversation],
+                b: Sequence[Conversation]) -> torch.Tensor:
+        if not len(prompts) == len(a) == len(b):
+            raise ValueError("prompts, a and b must have the same length")
+        r = self.score([[*p, *x] for p, x in zip(prompts, a, strict=True)]
+                       + [[*p, *x] for p, x in zip(prompts, b, strict=True)])
+        return torch.sigmoid(r[: len(prompts)] - r[len(prompts):])

@@ -1,0 +1,272 @@
+"""Generative reward models on a tiny in-process causal LM: indicator probabilities, both-order
+averaging, order consistency, GenRM SFT, the STaR loop, the rationalizer, STaR-DPO and the DPO
+implicit reward."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rewardlab.data import load_pairs
+from rewardlab.models.judge import judge_prompt, judge_prompt_ids, parse_verdict
+from rewardlab.models.judge_scorer import JudgeScorer, JudgeSettings
+from rewardlab.models.lm import load_causal_lm
+from tests.conftest import REPO, synthetic_pairs, write_jsonl
+
+PROMPT_FILE = REPO / "configs" / "tiny_judge_prompt.yaml"
+
+
+@pytest.fixture(scope="module")
+def judge(tiny_judge):
+    model, tok = load_causal_lm(tiny_judge)
+    torch.manual_seed(0)
+    with torch.no_grad():  # a less uniform random model: probabilities away from 0.5
+        for p in model.parameters():
+            p.mul_(3)
+    return model, tok
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("judge-pairs")
+    return load_pairs(write_jsonl(d / "p.jsonl", synthetic_pairs(6, 3)))[0]
+
+
+def scorer(judge, **kw) -> JudgeScorer:
+    model, tok = judge
+    return JudgeScorer(model, tok, JudgeSettings(prompt=str(PROMPT_FILE), **kw))
+
+
+def args_of(pairs):
+    return [p.prompt for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs]
+
+
+def test_indicator_probability_is_the_softmax_over_the_two_tokens(judge, pairs):
+    model, tok = judge
+    s = scorer(judge, both_orders=False)
+    p, _ = s.order_probs(*args_of(pairs))
+    first, second = tok.convert_tokens_to_ids(["1", "2"])
+    for i, pair in enumerate(pairs):  # one sequence at a time, no padding, full forward
+        ids = judge_prompt_ids(tok, s.prompt.messages(pair.prompt, pair.chosen, pair.rejected))
+        logits = model(torch.tensor([ids])).logits[0, -1]
+        expected = torch.softmax(logits[[first, second]], -1)[0]
+        torch.testing.assert_close(p[i], expected, atol=1e-5, rtol=1e-4)
+    assert ((p > 0) & (p < 1)).all() and p.std() > 0
+
+
+def test_compare_averages_both_orders(judge, pairs):
+    prompts, a, b = args_of(pairs)
+    one = scorer(judge, both_orders=False)
+    fwd, _ = one.order_probs(prompts, a, b)
+    rev, _ = one.order_probs(prompts, b, a)
+    both = scorer(judge)
+    res = both.compare_detailed(prompts, a, b)
+    torch.testing.assert_close(res.prob_forward, fwd, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(res.prob_swapped, 1 - rev, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(both.compare(prompts, a, b), (fwd + 1 - rev) / 2, atol=1e-5, rtol=1e-4)
+    # averaged over both orders, the judge is symmetric: P(a ≻ b) + P(b ≻ a) = 1
+    torch.testing.assert_close(both.compare(prompts, a, b) + both.compare(prompts, b, a),
+                               torch.ones(len(pairs)), atol=1e-5, rtol=1e-4)
+    with pytest.raises(NotImplementedError, match="use compare"):
+        both.score([[*prompts[0], *a[0]]])
+
+
+def test_evaluation_reports_order_consistency(judge, pairs):
+    from rewardlab.eval.pairwise import evaluate_pairs
+
+    s = scorer(judge)
+    res = s.compare_detailed(*args_of(pairs))
+    summary, rows = evaluate_pairs(s, pairs)
+    assert summary["order_consistency"] == pytest.approx(res.consistent.float().mean().item())
+    assert [r["order_consistent"] for r in rows] == res.consistent.tolist()
+    for r in rows:  # each row's score is the mean of the two orders
+        assert r["chosen_score"] == pytest.approx((r["p_forward"] + r["p_swapped"]) / 2, abs=1e-6)
+
+
+def test_cot_judge_is_a_vote_share_with_counted_parses(judge, pairs):
+    s = scorer(judge, method="cot", k=3, max_new_tokens=6, temperature=1.0)
+    res = s.compare_detailed(*args_of(pairs))
+    assert sum(res.reasons.values()) == len(pairs) * 2 * 3  # every sample is parsed or counted unparseable
+    for p in (res.prob_forward, res.prob_swapped):  # shares of at most 3 votes, or 0.5
+        assert all(round(x * 6) == x * 6 for x in p.tolist())
+    again = s.compare_detailed(*args_of(pairs))  # seeded: the same votes
+    torch.testing.assert_close(again.prob, res.prob)
+
+
+def test_shared_prompt_cache_generates_what_separate_calls_generate(judge, pairs):
+    from rewardlab.models.generation import TransformersBackend
+
+    model, tok = judge
+    s = scorer(judge, method="cot")
+    seqs = [s.prompt_ids(p.prompt, p.chosen, p.rejected) for p in pairs[:3]]
+    shared = TransformersBackend(model, tok, share_prompt_cache=True).sample(seqs, 2, temperature=0, max_new_tokens=6)
+    alone = [TransformersBackend(model, tok, share_prompt_cache=False).sample([q], 1, temperature=0,
+                                                                              max_new_tokens=6)[0] for q in seqs]
+    assert shared == [[a[0], a[0]] for a in alone]
+
+
+def recipe(tmp_path, tiny_judge, pair_files, config, *extra):
+    from rewardlab.config import load_recipe
+
+    return load_recipe(REPO / "configs" / config, [
+        f"model.path={tiny_judge}", f"data.train={pair_files[0]}", f"data.eval={pair_files[1]}",
+        f"variant.prompt={PROMPT_FILE}", f"output_dir={tmp_path / 'run'}", *extra])
+
+
+def test_genrm_sft_lowers_the_loss_and_learns_the_preference(tmp_path, tiny_judge, pair_files):
+    from rewardlab.train.run import train_reward_model
+
+    untrained = JudgeScorer.load(tiny_judge, prompt=str(PROMPT_FILE))
+    evals = load_pairs(pair_files[1])[0]
+    from rewardlab.eval.pairwise import evaluate_pairs
+
+    before = evaluate_pairs(untrained, evals)[0]["accuracy"]
+    m = train_reward_model(recipe(tmp_path, tiny_judge, pair_files, "tiny_genrm.yaml"))
+    losses = [h["loss"] for h in m["log_history"] if "loss" in h]
+    assert m["train"]["examples"] == 2 * 64  # both orders of every pair
+    assert sum(losses[-5:]) / 5 < 0.5 * losses[0]
+    assert m["eval"]["accuracy"] >= 0.75 > before
+    assert 0 <= m["eval"]["order_consistency"] <= 1
+    final = tmp_path / "run" / "final"
+    manifest = json.loads((final / "rewardlab_judge.json").read_text())
+    assert manifest["method"] == "indicator" and manifest["kind"] == "genrm"
+    assert manifest["prompt"]["template"].startswith("{conversation}")  # stored by value
+    from rewardlab import load_scorer
+
+    reloaded = load_scorer(str(final))
+    assert reloaded.is_generative
+    assert evaluate_pairs(reloaded, evals)[0]["accuracy"] == pytest.approx(m["eval"]["accuracy"])
+
+
+def test_star_two_iterations(tmp_path, tiny_judge, pair_files):
+    from rewardlab.train.star import run_star
+
+    m = run_star(recipe(tmp_path, tiny_judge, pair_files, "tiny_star.yaml"))
+    lines = [json.loads(x) for x in (tmp_path / "run" / "star.jsonl").read_text().splitlines()]
+    assert [x["iteration"] for x in lines] == [1, 2] and lines == m["iterations"]
+    for x in lines:
+        assert x["inputs"] == 2 * 8 and x["samples"] == 2 * 8 * 4  # 8 pairs x 2 orders, k = 4
+        assert 0 <= x["yield"] <= 1 and x["yield"] == x["correct"] / x["samples"]
+        assert sum(x["parser"].values()) == x["samples"]
+        assert x["train_examples"] == x["kept"] and "eval_accuracy" in x
+    manifest = json.loads((tmp_path / "run" / "final" / "rewardlab_judge.json").read_text())
+    assert manifest["method"] == "cot" and manifest["k"] == 4 and manifest["kind"] == "star_sft"
+
+
+class ScriptedBackend:
+    """Answers correctly only when the prompt carries the hint; otherwise with no verdict at all.
+    For DPO: one correct and one wrong rationale per prompt."""
+
+    def __init__(self, tok, mode: str, labels: dict | None = None) -> None:
+        self.hint_id = tok.convert_tokens_to_ids("hint")
+        self.one, self.two = tok.convert_tokens_to_ids(["1", "2"])
+        self.mode, self.calls, self.labels = mode, [], labels or {}
+
+    def sample(self, prompts, k, temperature=0.7, max_new_tokens=128, seed=0):
+        self.calls.append([list(p) for p in prompts])
+        out = []
+        for p in prompts:
+            hinted = self.hint_id in p
+            # the hint names the answer right after "is": the last 1/2 token before the template's end
+            answer = next(t for t in reversed(p) if t in (self.one, self.two)) if hinted else None
+            if self.mode == "dpo":  # a correct rationale that is "kind", a wrong one that is "rude"
+                label = self.labels[tuple(p)]
+                out.append([f"kind so verdict : {label + 1}", f"rude so verdict : {2 - label}"][:k])
+            elif hinted:
+                out.append([f"because kind verdict : {1 if answer == self.one else 2}"] * k)
+            else:
+                out.append(["maybe"] * k)
+        return out
+
+
+def test_rationalizer_adds_hinted_rationales_without_the_hint(tiny_judge, pairs):
+    from rewardlab.data.encode import ChatEncoder
+    from rewardlab.train.star import generate_star_data, star_inputs, training_rows
+
+    model, tok = load_causal_lm(tiny_judge)
+    prompt = judge_prompt(str(PROMPT_FILE))
+    inputs = star_inputs(pairs)
+    backend = ScriptedBackend(tok, "sft")
+    plain = generate_star_data(backend, tok, prompt, inputs, 2, 1.0, 8, 0, rationalize=False)
+    assert plain.sft == [] and plain.stats["yield"] == 0 and plain.stats["rationalized"] == 0
+    data = generate_star_data(backend, tok, prompt, inputs, 2, 1.0, 8, 0, rationalize=True)
+    assert data.stats["rationalized"] == len(inputs) and len(data.sft) == len(inputs)
+    assert backend.hint_id in backend.calls[-1][0]  # the second call carried the hint
+    for x, text in data.sft:
+        assert parse_verdict(text, prompt).choice == x.label
+    rows = training_rows(data, ChatEncoder(tok), prompt, dpo=False)
+    for (x, text), row in zip(data.sft, rows, strict=True):
+        prompt_part, target = row["ids"][: row["start"]], row["ids"][row["start"]:]
+        assert backend.hint_id not in prompt_part  # stored without the hint
+        assert tok.decode(target, skip_special_tokens=True).strip() == text
+        assert prompt_part == judge_prompt_ids(tok, x.messages(prompt))
+
+
+def test_star_dpo_builds_pairs_and_trains(tmp_path, tiny_judge, pair_files, pairs):
+    from rewardlab.data.encode import ChatEncoder
+    from rewardlab.models.lm import sequence_logps
+    from rewardlab.train.judge import fit
+    from rewardlab.train.star import generate_star_data, star_inputs, training_rows
+    from rewardlab.variants import make_variant
+
+    model, tok = load_causal_lm(tiny_judge)
+    prompt = judge_prompt(str(PROMPT_FILE))
+    inputs = star_inputs(pairs)
+    labels = {tuple(judge_prompt_ids(tok, x.messages(prompt))): x.label for x in inputs}
+    data = generate_star_data(ScriptedBackend(tok, "dpo", labels), tok, prompt, inputs, 2, 1.0, 8, 0)
+    assert len(data.dpo) == len(inputs) and data.stats["dpo_pairs"] == len(inputs)
+    for x, good, bad in data.dpo:
+        assert parse_verdict(good, prompt).choice == x.label != parse_verdict(bad, prompt).choice
+    rows = training_rows(data, ChatEncoder(tok), prompt, dpo=True)
+
+    def margin():
+        seqs = [r["ids"] for r in rows] + [r["rejected_ids"] for r in rows]
+        starts = [r["start"] for r in rows] + [r["rejected_start"] for r in rows]
+        lp = sequence_logps(model, seqs, starts, tok.pad_token_id)[0]
+        return (lp[: len(rows)] - lp[len(rows):]).mean().item()
+
+    before = margin()
+    rec = recipe(tmp_path, tiny_judge, pair_files, "tiny_star.yaml", "variant.name=star_dpo", "train.max_steps=12")
+    stats = fit(rec, make_variant("star_dpo", rec.variant.options), model, tok, rows, tmp_path / "dpo")
+    assert stats["steps"] == 12 and stats["examples"] == len(rows)
+    assert all(tok.decode(r["ids"][r["start"]:]).startswith("kind") for r in rows)
+    losses = [h["loss"] for h in stats["log_history"] if "loss" in h]
+    assert losses[0] == pytest.approx(0.6931, abs=1e-3)  # the reference is the model itself: −log σ(0)
+    assert losses[-1] < losses[0] and margin() > before  # correct rationales gained on wrong ones
+
+
+def test_dpo_implicit_reward_is_beta_times_the_log_ratio(tmp_path, tiny_judge):
+    from rewardlab.models.implicit import DPOImplicitScorer
+    from tests.conftest import make_tiny_judge
+
+    ref_dir = make_tiny_judge(tmp_path / "ref", seed=1)
+    policy, tok = load_causal_lm(tiny_judge)
+    reference, _ = load_causal_lm(ref_dir)
+    convs = [[{"role": "user", "content": "how are you ?"}, {"role": "assistant", "content": "good kind"}],
+             [{"role": "user", "content": "please help me"}, {"role": "assistant", "content": "no"}]]
+
+    def by_hand(model, conv):  # log π(response | prompt): full forward, log-softmax, gather
+        head = tok.apply_chat_template(conv[:1], tokenize=False, add_generation_prompt=True)
+        p_ids = tok(head, add_special_tokens=False)["input_ids"]
+        r_ids = tok(conv[1]["content"] + "<|im_end|>", add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p_ids + r_ids])
+        logp = torch.log_softmax(model(ids).logits[0].float(), -1)
+        return sum(logp[len(p_ids) + j - 1, t].item() for j, t in enumerate(r_ids)), len(r_ids)
+
+    beta = 0.25
+    pol = [by_hand(policy, c) for c in convs]
+    ref = [by_hand(reference, c) for c in convs]
+    ratio = DPOImplicitScorer(policy, tok, reference, beta=beta, reduction="ratio").score(convs)
+    torch.testing.assert_close(ratio, torch.tensor([beta * (p[0] - r[0]) for p, r in zip(pol, ref, strict=True)]),
+                               atol=1e-4, rtol=1e-4)
+    total = DPOImplicitScorer(policy, tok, beta=beta, reduction="sum").score(convs)
+    torch.testing.assert_close(total, torch.tensor([beta * p[0] for p in pol]), atol=1e-4, rtol=1e-4)
+    mean = DPOImplicitScorer(policy, tok, beta=beta, reduction="mean").score(convs)
+    torch.testing.assert_close(mean, torch.tensor([beta * p[0] / p[1] for p in pol]), atol=1e-4, rtol=1e-4)
+    s = DPOImplicitScorer.load(tiny_judge, ref_dir, beta=beta)
+    p = s.compare([convs[0][:1]], [convs[0][1:]], [[{"role": "assistant", "content": "bad"}]])
+    assert 0 < p.item() < 1
+    with pytest.raises(ValueError, match="needs a reference"):
+        DPOImplicitScorer(policy, tok, None, reduction="ratio")
