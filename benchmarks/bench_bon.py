@@ -80,6 +80,7 @@ def main(argv=None) -> int:
     from rewardlab.bon.estimator import expected_best_of_n, per_prompt_values
     from rewardlab.bon.run import prepare_items, score_candidates
 
+    machine = machine_info(torch.device("cpu"))  # load average at the start
     items, _ = load_bon_items(data)
     items, stats = prepare_items(items, need_gold=True)
     keep = sorted(random.Random(args.seed).sample(range(len(items)), args.prompts))
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
     print(f"curves identical: max |Δ gold| = {max_diff:.1e}; rewardlab scoring {t_score:.1f} s, "
           f"estimator + bootstrap {ours_s - t_score:.2f} s")
     print(f"estimator alone, 805 prompts x {N} candidates, 1000 bootstrap resamples: {est_full_s:.2f} s")
-    result = {"args": vars(args), "machine": machine_info(torch.device("cpu")), "N": N, "prompts": len(items),
+    result = {"args": vars(args), "machine": machine, "N": N, "prompts": len(items),
               "per_n_rescoring": {"seconds": round(base_s, 2), "score_calls": base.calls, "sequences": base.seqs},
               "rewardlab": {"seconds": round(ours_s, 2), "scoring_seconds": round(t_score, 2),
                             "score_calls": ours.calls, "sequences": ours.seqs},

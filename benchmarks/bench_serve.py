@@ -192,17 +192,18 @@ def memory(args) -> dict:
     first = max(args.memory_requests // 10, 1)
 
     def progress(n: int) -> None:
-        if n in (first, args.memory_requests):
-            marks[n] = proc.memory_info().rss / 2**20
+        if n >= first and "first" not in marks:
+            marks["first"] = proc.memory_info().rss / 2**20
 
     try:
         res = asyncio.run(load(url, convs, args.clients, requests=args.memory_requests, on_progress=progress))
     finally:
         server.should_exit = True
         thread.join(30)
-    end = marks.get(args.memory_requests, proc.memory_info().rss / 2**20)
-    return {"model": "tiny", "requests": res["requests"], "errors": res["errors"], "rss_mb_after_first": marks.get(first),
-            "rss_mb_at_end": end, "rss_growth_mb": end - marks.get(first, end), "per_s": res["per_s"]}
+    end = proc.memory_info().rss / 2**20
+    return {"model": "tiny", "requests": res["requests"], "errors": res["errors"],
+            "rss_mb_after_first": marks.get("first", end), "rss_mb_at_end": end,
+            "rss_growth_mb": end - marks.get("first", end), "per_s": res["per_s"]}
 
 
 def main(argv: list[str] | None = None) -> dict:

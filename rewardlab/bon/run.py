@@ -142,7 +142,8 @@ def bon_lab(proxies: dict[str, str], data: str | Path, out: str | Path, gold_mod
     gold_scorer = load_scorer(gold_model, **scorer_kwargs) if gold_model else None
     result, scores = run_bon(scorers, items, gold_scorer, win_threshold=win_threshold, n_boot=n_boot, seed=seed)
     result["gold_source"] = gold_model or "file"
-    result["selection"] = {**stats, "prompts_requested": prompts, "max_candidates": max_candidates}
+    result["selection"] = {**stats, "prompts_in_file": report.kept, "prompts_requested": prompts,
+                           "max_candidates": max_candidates}
     templates = dict(scorers, **({"gold": gold_scorer} if gold_scorer else {}))
     result["provenance"] = provenance({**proxies, **({"gold": gold_model} if gold_model else {})}, {"data": data},
                                       seed, templates, scorer_kwargs={k: v for k, v in scorer_kwargs.items()

@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
     )
     add_common_model_args(p)
     add_judge_args(p)
-    p.add_argument("--data", required=True, help="RewardBench-format file, datasets directory or dataset id")
+    p.add_argument("--data", required=True, help="RewardBench-format file, datasets directory, or a dataset id with its split, e.g. "
+                   "allenai/reward-bench:filtered (needs the hub)")
     add_data_args(p)
     p.add_argument("--out", default="rewardbench.json",
                    help="results JSON; per-pair scores go to <stem>.pairs.jsonl and the reliability plot to "

@@ -66,10 +66,14 @@ def run_suite(models: dict[str, Callable[[], Scorer]], datasets: dict[str, Seque
     once per model (one model in memory at a time)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    from rewardlab.eval.provenance import template_of
+
     results: dict[str, dict[str, dict]] = {}
     calib: dict[str, dict] = {}
+    provenance = dict(provenance or {})
     for mname, factory in models.items():
         scorer = factory()
+        provenance.setdefault("templates", {})[mname] = template_of(scorer)
         results[mname] = {}
         for dname, pairs in datasets.items():
             summary, rows = evaluate_set(scorer, pairs, seed=seed)
@@ -80,7 +84,7 @@ def run_suite(models: dict[str, Callable[[], Scorer]], datasets: dict[str, Seque
                     fh.write(json.dumps(row) + "\n")
         del scorer
     table = suite_table(results)
-    doc = {"provenance": provenance or {}, "results": results, "table": table}
+    doc = {"provenance": provenance, "results": results, "table": table}
     (out / "suite.json").write_text(json.dumps(doc, indent=2) + "\n")
     (out / "table.md").write_text(table + "\n")
     plot_reliability(calib, out / "reliability.png", title="calibration")

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import secrets
 import time
-from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
@@ -126,7 +125,7 @@ def create_app(scorer, settings: ServeSettings | None = None) -> FastAPI:
     app.add_middleware(LimitsAndMetrics, settings=settings, metrics=metrics)
     bearer = HTTPBearer(auto_error=False, description="the key given to `rewardlab serve --api-key`")
 
-    def require_key(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    def require_key(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
         if settings.api_key is None:
             return
         given = (creds.credentials if creds else "").encode()
