@@ -49,8 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=8, help="pairs per optimizer step (2x sequences)")
     p.add_argument("--steps", type=int, default=8, help="optimizer steps")
     p.add_argument("--max-length", type=int, default=256, help="tokens per sequence; longer pairs are skipped")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="bfloat16",
-                   help="float32, or bfloat16 mixed precision (fp32 weights) on both sides")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="float32, or bfloat16 mixed precision (fp32 weights) on both sides; auto = bfloat16 "
+                        "where the CPU computes it natively, else float32")
     p.add_argument("--lora-r", type=int, default=16, help="LoRA rank on all linear layers; 0 = full fine-tuning")
     p.add_argument("--lora-alpha", type=int, default=32, help="LoRA alpha")
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
@@ -67,6 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="informational; both Trainers pick the device themselves")
     p.add_argument("--out", default="benchmarks/results/train.json", help="result JSON (relative to the repo)")
     args = p.parse_args(argv)
+    if args.dtype == "auto":  # both sides get the same, resolved precision
+        import torch
+
+        from rewardlab.precision import dtype_name, resolve_dtype
+
+        args.dtype = dtype_name(resolve_dtype("auto", "cuda" if torch.cuda.is_available() else "cpu"))
     if args.pairs != args.steps * args.batch_size:
         p.error(f"--pairs ({args.pairs}) must equal --steps x --batch-size ({args.steps * args.batch_size}) "
                 "so both sides train exactly one epoch on the same pairs")

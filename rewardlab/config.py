@@ -40,6 +40,10 @@ class ModelConfig:
     """Dropout on the LoRA input."""
     lora_targets: str = "all-linear"
     """Modules LoRA adapts: ``all-linear`` or a comma-separated list of module names."""
+    train_layers: int = 0
+    """Train only the last N transformer blocks (their LoRA adapters, or their weights without LoRA) and the
+    head; the embeddings and the blocks below stay frozen, so backpropagation stops early (0: all blocks).
+    A cheap middle ground between a frozen backbone and full training."""
     merge_lora: bool = True
     """Write ``final/`` as a merged plain model (else adapter + head + base name)."""
     trust_checkpoint: bool = False
@@ -163,6 +167,7 @@ class Recipe:
             (m.head == "mlp" and not (1 <= len(m.mlp_hidden) <= 2 and min(m.mlp_hidden, default=0) >= 1),
              f"model.mlp_hidden must list 1 or 2 positive widths, got {m.mlp_hidden}"),
             (m.lora_r < 0, f"model.lora_r must be >= 0 (0 disables LoRA), got {m.lora_r}"),
+            (m.train_layers < 0, f"model.train_layers must be >= 0 (0: all blocks), got {m.train_layers}"),
             (not 0.0 <= m.lora_dropout < 1.0, f"model.lora_dropout must be in [0, 1), got {m.lora_dropout}"),
             (t.dtype not in ("auto", "float32", "bfloat16"),
              f"train.dtype must be 'auto', 'float32' or 'bfloat16', got {t.dtype!r}"),

@@ -139,6 +139,10 @@ def run(args) -> int:
     summary, rows = evaluate_pairs(scorer, pairs)
     summary["data"] = report.to_dict()
     summary["model"] = args.model
+    from rewardlab.eval.provenance import provenance
+
+    summary["provenance"] = provenance({"model": args.model}, {"data": args.data}, 0, {"model": scorer},
+                                       batch_tokens=args.batch_tokens, dtype=args.dtype)
     out, per_pair = write_results(summary, rows, args.out)
     keys = ("accuracy", "n", "ties", "ci95", "order_consistency", "unparseable")
     print(json.dumps({k: summary[k] for k in keys if k in summary}))

@@ -197,3 +197,17 @@ def test_tokens_seen_counts_the_tokens_of_the_batches_trained_on(tiny_llama, wor
 
     padded = train(word_bert, pair_files, tmp_path / "padded", "train.epochs=1", "data.eval=")
     assert padded["train"]["tokens_seen"] == padded["train"]["tokens"]  # padding is not counted
+
+
+@pytest.mark.parametrize("overrides", [pytest.param([], id="full"), pytest.param(["model.lora_r=4"], id="lora")])
+def test_train_layers_changes_only_the_top_blocks(tiny_llama, pair_files, tmp_path, overrides):
+    """model.train_layers=1 on a 2-block model: block 0 and the embeddings keep the base weights."""
+    train(tiny_llama, pair_files, tmp_path / "run", "model.train_layers=1", "train.max_steps=4", *overrides)
+    final = load_file(tmp_path / "run" / "final" / "model.safetensors")
+    base = load_file(tiny_llama / "model.safetensors")
+    lower = [k for k in final if k.startswith(("model.embed_tokens", "model.layers.0."))]
+    upper = [k for k in final if k.startswith("model.layers.1.") and k.endswith("proj.weight")]
+    assert lower and upper
+    for k in lower:
+        assert torch.equal(final[k], base[k]), k
+    assert any(not torch.equal(final[k], base[k]) for k in upper)
