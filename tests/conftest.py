@@ -35,7 +35,9 @@ def make_tokenizer(save_dir: Path, extra_words: tuple[str, ...] = ()):
 
     specials = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>"]
     punct = list("?!.,:;'\n")
-    vocab = {t: i for i, t in enumerate(specials + punct + ["system", "user", "assistant"] + WORDS + list(extra_words))}
+    # dict.fromkeys drops repeats (e.g. "user" among the extra words), so the ids are exactly 0..len-1.
+    words = dict.fromkeys(specials + punct + ["system", "user", "assistant"] + WORDS + list(extra_words))
+    vocab = {t: i for i, t in enumerate(words)}
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>",

@@ -18,7 +18,6 @@ import argparse
 import json
 import logging
 import os
-import random
 import shlex
 import sys
 import time
@@ -80,28 +79,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_data(args, runs: Path) -> dict:
     """Write the pair sets once: ``id_eval``, ``ood_eval`` and one training file per size."""
-    from rewardlab.data import load_pairs, split_pairs
-    from rewardlab.data.bon import gold_gap_pairs, load_bon_records
-    from rewardlab.eval.study import write_pairs_jsonl
+    from rewardlab.eval.study import id_ood_sets
 
-    hh, hh_report = load_pairs(args.hh, format="hh", lenient=True)
-    pool, id_eval = split_pairs(hh, eval_size=args.id_size, seed=args.seed)
-    records, _ = load_bon_records(args.bon)
-    ood_all, ood_stats = gold_gap_pairs(records, min_gap=args.ood_min_gap)
-    ood = list(ood_all)
-    if args.ood_size and args.ood_size < len(ood):
-        ood = random.Random(args.seed).sample(ood, args.ood_size)
-    data = runs / "data"
-    files = {"id_eval": write_pairs_jsonl(id_eval, data / "id_eval.jsonl"),
-             "ood_eval": write_pairs_jsonl(ood, data / "ood_eval.jsonl")}
-    sizes = {}
-    for s in args.sizes.split(","):
-        n = len(pool) if s.strip() == "all" else int(s)
-        if not 0 < n <= len(pool):
-            sys.exit(f"--sizes: {s} is not in 1..{len(pool)} (training pairs available)")
-        sizes[n] = write_pairs_jsonl(pool[:n], data / f"train_{n}.jsonl")
-    return {"files": files, "sizes": sizes, "hh_report": hh_report.to_dict(), "pool": len(pool),
-            "id_eval": id_eval, "ood_eval": ood, "ood_stats": ood_stats, "hh_margins": any(p.margin is not None for p in hh)}
+    try:
+        d = id_ood_sets(args.hh, args.bon, runs, args.id_size, args.ood_size, args.sizes.split(","),
+                        args.seed, args.ood_min_gap)
+    except ValueError as e:
+        sys.exit(f"--sizes: {e}")
+    return {"sizes": d["train_files"], "hh_report": d["hh_report"], "pool": d["pool"], "id_eval": d["id_eval"],
+            "ood_eval": d["ood_eval"], "ood_stats": d["ood_stats"], "hh_margins": d["hh_margins"]}
 
 
 def train_one(args, method: str, n: int, train_file: Path, runs: Path) -> tuple[Path | None, dict]:

@@ -32,6 +32,41 @@ def write_pairs_jsonl(pairs: Sequence[PreferencePair], path: str | Path) -> Path
     return path
 
 
+def id_ood_sets(hh: str | Path, bon: str | Path, runs: str | Path, id_size: int, ood_size: int,
+                sizes: Sequence[int | str], seed: int = 0, min_gap: float = 0.5) -> dict:
+    """The pair sets of an in- vs out-of-distribution study, written once under ``runs/data``.
+
+    In-distribution: HH-RLHF transcripts (lenient: unusable lines dropped and counted), ``id_size`` of
+    them held out with ``seed``; the training sets are the first ``n`` of the rest for each ``n`` in
+    ``sizes`` (``"all"``: every remaining pair), so a larger set contains the smaller. Out of
+    distribution: best-of-n samples turned into pairs by :func:`rewardlab.data.bon.gold_gap_pairs`
+    (``min_gap``), ``ood_size`` of them sampled with ``seed`` (0: all). Returns the pairs, the files and
+    the counts a report needs.
+    """
+    import random
+
+    from rewardlab.data import load_pairs, split_pairs
+    from rewardlab.data.bon import gold_gap_pairs, load_bon_records
+
+    hh_pairs, hh_report = load_pairs(hh, format="hh", lenient=True)
+    pool, id_eval = split_pairs(hh_pairs, eval_size=id_size, seed=seed)
+    records, _ = load_bon_records(bon)
+    ood, ood_stats = gold_gap_pairs(records, min_gap=min_gap)
+    if ood_size and ood_size < len(ood):
+        ood = random.Random(seed).sample(ood, ood_size)
+    data = Path(runs) / "data"
+    train = {}
+    for s in sizes:
+        n = len(pool) if str(s).strip() == "all" else int(s)
+        if not 0 < n <= len(pool):
+            raise ValueError(f"training-set size {s} is not in 1..{len(pool)} (pairs available after holding out)")
+        train[n] = write_pairs_jsonl(pool[:n], data / f"train_{n}.jsonl")
+    return {"id_eval": id_eval, "ood_eval": ood, "train_files": train, "hh_report": hh_report.to_dict(),
+            "pool": len(pool), "ood_stats": ood_stats, "hh_margins": any(p.margin is not None for p in hh_pairs),
+            "id_file": write_pairs_jsonl(id_eval, data / "id_eval.jsonl"),
+            "ood_file": write_pairs_jsonl(ood, data / "ood_eval.jsonl")}
+
+
 def cached_eval(scorer_factory, pairs: Sequence[PreferencePair], out: str | Path, seed: int = 0) -> dict:
     """Evaluate once: the summary cached at ``out`` (with per-pair rows beside it) is returned if present;
     otherwise ``scorer_factory()`` is called, the pairs scored and the result written."""

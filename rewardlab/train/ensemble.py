@@ -60,7 +60,7 @@ def train_ensemble(recipe: Recipe) -> dict:
         "recipe": recipe_to_dict(recipe),
     }
     if data.eval and _is_main_process():
-        dtype = "bfloat16" if t.dtype == "bfloat16" else "float32"
+        dtype = t.dtype  # "auto" resolves by hardware, as in training
         scorer = EnsembleScorer.load(out, dtype=dtype, max_length=recipe.data.max_length,
                                      batch_tokens=t.feature_batch_tokens)
         summary, rows = evaluate_pairs(scorer, data.eval, seed=t.seed)

@@ -41,7 +41,9 @@ def lm_datasets(recipe, variant: Variant, model: torch.nn.Module, train_ds, eval
     packing = recipe.train.packing and supports_packing(unwrap(model))
     if variant.needs_reference:
         model.to(PartialState().device)  # where the Trainer will train it
-        autocast = torch.bfloat16 if recipe.train.dtype == "bfloat16" else None
+        from rewardlab.precision import resolve_dtype
+
+        autocast = torch.bfloat16 if resolve_dtype(recipe.train.dtype) == torch.bfloat16 else None
         start = time.perf_counter()
         kw = {"batch_tokens": recipe.train.feature_batch_tokens, "packing": packing, "autocast_dtype": autocast}
         train_ds = add_reference_logps(train_ds, model, **kw)
