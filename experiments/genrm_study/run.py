@@ -195,7 +195,7 @@ Judge / backbone `{args.model}`; {d['train']} HH training pairs; judge prompts c
 CoT judges sample k={args.k} rationales per order (temperature {args.temperature}, at most {args.max_new_tokens}
 new tokens); STaR runs {args.iterations} iterations; judge fine-tuning lr {args.lr:g}, {args.epochs:g} epoch(s);
 the BT baseline is LoRA r=16 on the last 8 blocks at lr {args.bt_lr:g}. Every judge judges both orders and
-averages them. Wall time: {results['wall_seconds'] / 60:.1f} min.
+averages them. Wall time of this invocation: {results['wall_seconds'] / 60:.1f} min (models and evaluations already in `runs/` are reused).
 
 ## Results (accuracy %, 95% bootstrap interval; order consistency %)
 
