@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from rewardlab.types import Conversation, PreferencePair
+from rewardlab.models.scorer import PairScoringMixin
+from rewardlab.types import Conversation
 
 MANIFEST = "ensemble.json"
 REDUCTIONS = ("mean", "min", "mean_minus_std")
@@ -39,7 +40,7 @@ def reduce_scores(scores: torch.Tensor, reduction: str = "mean", lam: float = 1.
     raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
 
 
-class EnsembleScorer:
+class EnsembleScorer(PairScoringMixin):
     """Members behind the Scorer interface; ``compare`` is σ(r_a − r_b) of the reduced rewards."""
 
     is_generative = False
@@ -85,26 +86,6 @@ class EnsembleScorer:
 
     def score(self, convs: Sequence[Conversation]) -> torch.Tensor:
         return self.score_ids(self.members[0].encode(convs))
-
-    def score_pairs(self, pairs: Sequence[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reduced rewards of chosen and rejected responses, each ``(n,)``."""
-        seqs = []
-        for side in ("chosen", "rejected"):
-            for p in pairs:
-                enc = self.encoder.encode(p.prompt, getattr(p, side), p.id)
-                self._check_length(enc.ids, p.id)
-                seqs.append(enc.ids)
-        r = self.score_ids(seqs)
-        return r[: len(pairs)], r[len(pairs):]
-
-    def compare(self, prompts: Sequence[Conversation], a: Sequence[Conversation],
-                b: Sequence[Conversation]) -> torch.Tensor:
-        if not len(prompts) == len(a) == len(b):
-            raise ValueError("prompts, a and b must have the same length")
-        convs = [[*p, *x] for p, x in zip(prompts, a, strict=True)]
-        convs += [[*p, *x] for p, x in zip(prompts, b, strict=True)]
-        r = self.score(convs)
-        return torch.sigmoid(r[: len(prompts)] - r[len(prompts):])
 
 
 def write_manifest(path: str | Path, members: Sequence[str | Path], reduction: str = "mean",

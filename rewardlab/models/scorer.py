@@ -35,7 +35,34 @@ def length_batches(lengths: Sequence[int], batch_tokens: int, max_batch: int = 2
         yield group
 
 
-class ScalarScorer:
+class PairScoringMixin:
+    """``score_pairs`` and ``compare`` for any scalar scorer with ``encoder``, ``_check_length``,
+    ``score_ids`` and ``score`` (the single model and the ensemble share them)."""
+
+    def score_pairs(self, pairs: Sequence[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rewards of chosen and rejected responses, each ``(n,)``, in one batched pass."""
+        seqs = []
+        for side in ("chosen", "rejected"):
+            for p in pairs:
+                enc = self.encoder.encode(p.prompt, getattr(p, side), p.id)
+                self._check_length(enc.ids, p.id)
+                seqs.append(enc.ids)
+        r = self.score_ids(seqs)
+        return r[: len(pairs)], r[len(pairs):]
+
+    def compare(self, prompts: Sequence[Conversation], a: Sequence[Conversation],
+                b: Sequence[Conversation]) -> torch.Tensor:
+        """P(a ≻ b) = σ(r_a − r_b), ``(n,)``."""
+        if not len(prompts) == len(a) == len(b):
+            raise ValueError("prompts, a and b must have the same length")
+        convs = [[*p, *x] for p, x in zip(prompts, a, strict=True)]
+        convs += [[*p, *x] for p, x in zip(prompts, b, strict=True)]
+        r = self.score(convs)
+        n = len(prompts)
+        return torch.sigmoid(r[:n] - r[n:])
+
+
+class ScalarScorer(PairScoringMixin):
     """A scalar reward model behind the :class:`rewardlab.types.Scorer` interface.
 
     ``score`` reads one reward per conversation; ``compare`` is σ(r_a − r_b). Scores do not depend on
@@ -107,26 +134,6 @@ class ScalarScorer:
     def score(self, convs: Sequence[Conversation]) -> torch.Tensor:
         return self.score_ids(self.encode(convs))
 
-    def score_pairs(self, pairs: Sequence[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rewards of chosen and rejected responses, each ``(n,)``, in one batched pass."""
-        seqs = []
-        for side in ("chosen", "rejected"):
-            for p in pairs:
-                enc = self.encoder.encode(p.prompt, getattr(p, side), p.id)
-                self._check_length(enc.ids, p.id)
-                seqs.append(enc.ids)
-        r = self.score_ids(seqs)
-        return r[: len(pairs)], r[len(pairs):]
-
-    def compare(self, prompts: Sequence[Conversation], a: Sequence[Conversation],
-                b: Sequence[Conversation]) -> torch.Tensor:
-        if not len(prompts) == len(a) == len(b):
-            raise ValueError("prompts, a and b must have the same length")
-        convs = [[*p, *x] for p, x in zip(prompts, a, strict=True)]
-        convs += [[*p, *x] for p, x in zip(prompts, b, strict=True)]
-        r = self.score(convs)
-        n = len(prompts)
-        return torch.sigmoid(r[:n] - r[n:])
 
     def token_scores(self, convs: Sequence[Conversation]) -> list[torch.Tensor]:
         """The reward of every prefix of each response, one ``(response_len,)`` tensor per conversation:

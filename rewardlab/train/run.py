@@ -50,6 +50,7 @@ from rewardlab.train.data import (
     require_margins,
     tokenize_pairs,
 )
+from rewardlab.train.layers import apply_lora, freeze_lower_layers
 from rewardlab.train.trainer import RewardTrainer, pair_metrics
 from rewardlab.types import PreferencePair
 from rewardlab.variants import VARIANTS, Variant, make_variant
@@ -127,63 +128,6 @@ def training_args(recipe: Recipe, out: Path, has_eval: bool, group_by_length: bo
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
     )
-
-
-def _apply_lora(model, recipe: Recipe):
-    from peft import LoraConfig, get_peft_model
-
-    m = recipe.model
-    targets = (
-        "all-linear" if m.lora_targets == "all-linear" else [s.strip() for s in m.lora_targets.split(",")]
-    )
-    top = _top_layers(model, m.train_layers)
-    if top is not None and targets == "all-linear":  # peft takes a layer subset only with named targets
-        targets = sorted({name.rsplit(".", 1)[-1] for name, mod in _blocks(model).named_modules()
-                          if isinstance(mod, torch.nn.Linear)})
-    cfg = LoraConfig(
-        task_type="SEQ_CLS",
-        r=m.lora_r,
-        lora_alpha=m.lora_alpha,
-        lora_dropout=m.lora_dropout,
-        target_modules=targets,
-        modules_to_save=["score"] if hasattr(model, "score") else None,
-        layers_to_transform=top,
-    )
-    return get_peft_model(model, cfg)
-
-
-def _blocks(model) -> torch.nn.ModuleList:
-    """The transformer blocks: the ModuleList with ``config.num_hidden_layers`` entries."""
-    n = getattr(model.config, "num_hidden_layers", None)
-    for module in model.modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) == n:
-            return module
-    raise ConfigError(f"model.train_layers: cannot find the {n} transformer blocks of {type(model).__name__}")
-
-
-def _top_layers(model, n: int) -> list[int] | None:
-    """Indices of the last ``n`` blocks, or ``None`` for all of them."""
-    total = model.config.num_hidden_layers
-    if not n or n >= total:
-        return None
-    return list(range(total - n, total))
-
-
-def _freeze_lower_layers(model, n: int) -> None:
-    """Full fine-tuning of the last ``n`` blocks only: everything before them stops requiring grad."""
-    top = _top_layers(model, n)
-    if top is None:
-        return
-    blocks = _blocks(model)
-    keep = {id(p) for i in top for p in blocks[i].parameters()}
-    after = False  # parameters registered after the blocks (final norm, heads) keep training
-    for param in model.parameters():
-        if id(param) in keep:
-            after = True
-            continue
-        if not after:
-            param.requires_grad_(False)
-    log.info("training the last %d of %d blocks", n, len(blocks))
 
 
 def _load_tokenizer(recipe: Recipe) -> tuple[str, object]:
@@ -361,8 +305,8 @@ def _build_model(recipe: Recipe, base: str, tok) -> torch.nn.Module:
         build = build_reward_model
     model = build(base, tok, head, torch.float32, recipe.model.trust_checkpoint)
     if recipe.model.lora_r:
-        return _apply_lora(model, recipe)
-    _freeze_lower_layers(model, recipe.model.train_layers)
+        return apply_lora(model, recipe)
+    freeze_lower_layers(model, recipe.model.train_layers)
     return model
 
 
