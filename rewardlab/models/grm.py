@@ -24,7 +24,15 @@ from torch import nn
 
 from rewardlab.assets import resolve_model_path
 from rewardlab.losses.regularizers import token_logps
-from rewardlab.models.packing import PackedBatch, enable_packing, pack, packed, supports_packing
+from rewardlab.models.packing import (
+    PackedBatch,
+    enable_packing,
+    pack,
+    pack_forked,
+    packed,
+    packed_forks,
+    supports_packing,
+)
 from rewardlab.models.safety import check_checkpoint
 from rewardlab.models.scalar import (
     FORMAT_VERSION,
@@ -222,6 +230,65 @@ def response_logps(model: nn.Module, seqs: list[list[int]], prompt_lens: list[in
     finally:
         model.train(was_training)
     return out
+
+
+def _shares_prompt(a: list[int], b: list[int], pa: int, pb: int) -> bool:
+    return 0 < pa == pb and len(a) > pa and len(b) > pb and a[:pa] == b[:pb]
+
+
+@torch.inference_mode()
+def pair_response_logps(model: nn.Module, chosen: list[list[int]], rejected: list[list[int]],
+                        chosen_prompt_lens: list[int], rejected_prompt_lens: list[int],
+                        batch_tokens: int = 8192, packing: bool = True,
+                        autocast_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed response log-probabilities of both sides of each pair, two ``(n,)`` float32 tensors.
+
+    Where the chosen and rejected sequences of a pair start with the same prompt tokens (the usual
+    case) and the model packs, the prompt runs once for both responses (forked packing); HH prompts
+    are most of a pair's tokens. Other pairs go through :func:`response_logps` as two sequences. The
+    numbers agree with :func:`response_logps` up to float noise.
+    """
+    from rewardlab.models.scorer import length_batches
+
+    n = len(chosen)
+    pc, pr = list(chosen_prompt_lens), list(rejected_prompt_lens)
+    forkable = packing and supports_packing(unwrap(model))
+    shared = [i for i in range(n) if forkable and _shares_prompt(chosen[i], rejected[i], pc[i], pr[i])]
+    is_shared = set(shared)
+    rest = [i for i in range(n) if i not in is_shared]
+    out_c, out_r = torch.empty(n, dtype=torch.float32), torch.empty(n, dtype=torch.float32)
+    if rest:
+        lp = response_logps(model, [chosen[i] for i in rest] + [rejected[i] for i in rest],
+                            [pc[i] for i in rest] + [pr[i] for i in rest], batch_tokens, packing, autocast_dtype)
+        out_c[rest], out_r[rest] = lp[:len(rest)], lp[len(rest):]
+    if not shared:
+        return out_c, out_r
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    backbone, lm_head = backbone_of(model), lm_head_of(model)
+    try:
+        sizes = [len(chosen[i]) + len(rejected[i]) - pr[i] for i in shared]
+        for group in length_batches(sizes, batch_tokens):
+            idx = [shared[g] for g in group]
+            fb = pack_forked([chosen[i][:pc[i]] for i in idx], [chosen[i][pc[i]:] for i in idx],
+                             [rejected[i][pr[i]:] for i in idx]).to(device)
+            src, seg = [], []  # the row index predicting each response token, and its (pair, side)
+            for j, (s, p, a, b) in enumerate(fb.forks):
+                src += range(s + p - 1, s + p + a - 1)
+                src += [s + p - 1, *range(s + p + a, s + p + a + b - 1)]
+                seg += [2 * j] * a + [2 * j + 1] * b
+            tgt = torch.cat([torch.arange(s + p, s + p + a + b) for s, p, a, b in fb.forks]).to(device)
+            src_t, seg_t = torch.tensor(src, device=device), torch.tensor(seg, device=device)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None), \
+                    packed_forks(fb.forks):
+                h = backbone(input_ids=fb.input_ids, position_ids=fb.position_ids, use_cache=False).last_hidden_state[0]
+                lp = token_logps(lm_head(h[src_t]), fb.input_ids[0, tgt])
+            sums = torch.zeros(2 * len(idx), dtype=torch.float32, device=device).index_add(0, seg_t, lp.float())
+            out_c[idx], out_r[idx] = sums[0::2].cpu(), sums[1::2].cpu()
+    finally:
+        model.train(was_training)
+    return out_c, out_r
 
 
 def export_reward_model(path: str | Path, out: str | Path, trust: bool = False) -> Path:

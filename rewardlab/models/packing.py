@@ -13,6 +13,11 @@ model's usual mask, so one model object serves packed and padded batches.
 A trap this module guards against: transformers skips its own packed-sequence mask whenever a KV
 cache exists, silently letting packed sequences attend to each other. Packed forwards here always
 run with ``use_cache=False``, and :func:`packed` refuses to nest.
+
+Pairs that share a prompt can also be packed *forked* (:func:`pack_forked`, :func:`packed_forks`):
+each segment is ``prompt + response_a + response_b``, response b continues the prompt's positions and
+sees the prompt but not response a, so the prompt runs once for both responses. Same numbers as two
+separate sequences, fewer tokens; it serves inference passes (the GRM reference cache).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ VARLEN = "rewardlab_varlen"
 
 # Boundaries of the packed batch in flight on this thread/task: a Python list of ints, (n + 1,).
 _CU_SEQLENS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("rewardlab_cu_seqlens", default=None)
+# Forked segments in flight: (start, prompt, a, b) per segment of the packed row.
+_FORKS: contextvars.ContextVar[list[tuple[int, int, int, int]] | None] = contextvars.ContextVar(
+    "rewardlab_forks", default=None)
 
 
 @dataclass
@@ -86,6 +94,67 @@ def packed(cu_seqlens: torch.Tensor) -> Iterator[None]:
         _CU_SEQLENS.reset(token)
 
 
+@dataclass
+class ForkedBatch:
+    """Pairs packed as ``prompt + a + b`` segments in one row (see :func:`pack_forked`).
+
+    input_ids / position_ids: ``(1, T)``; forks: ``(start, prompt, a, b)`` per segment.
+    """
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    forks: list[tuple[int, int, int, int]]
+
+    def to(self, device: torch.device | str) -> ForkedBatch:
+        return ForkedBatch(self.input_ids.to(device), self.position_ids.to(device), self.forks)
+
+
+def pack_forked(prompts: Sequence[Sequence[int]], first: Sequence[Sequence[int]],
+                second: Sequence[Sequence[int]]) -> ForkedBatch:
+    """Pack ``prompt + first + second`` per pair; ``second`` takes the positions ``first`` would have.
+    Every prompt and response must be non-empty."""
+    if not prompts:
+        raise ValueError("cannot pack an empty list of pairs")
+    ids, pos, forks, start = [], [], [], 0
+    for i, (p, a, b) in enumerate(zip(prompts, first, second, strict=True)):
+        if not (p and a and b):
+            raise ValueError(f"pair {i}: prompt and both responses need at least one token")
+        ids += [*p, *a, *b]
+        pos += [*range(len(p) + len(a)), *range(len(p), len(p) + len(b))]
+        forks.append((start, len(p), len(a), len(b)))
+        start += len(p) + len(a) + len(b)
+    return ForkedBatch(torch.tensor([ids]), torch.tensor([pos]), forks)
+
+
+@contextlib.contextmanager
+def packed_forks(forks: list[tuple[int, int, int, int]]) -> Iterator[None]:
+    """Within this context, ``rewardlab_varlen`` attention follows the forked segments ``forks``."""
+    if _CU_SEQLENS.get() is not None or _FORKS.get() is not None:
+        raise RuntimeError("packed() contexts cannot be nested")
+    total = forks[-1][0] + sum(forks[-1][1:])
+    cu_token, fork_token = _CU_SEQLENS.set([0, total]), _FORKS.set(list(forks))
+    try:
+        yield
+    finally:
+        _FORKS.reset(fork_token)
+        _CU_SEQLENS.reset(cu_token)
+
+
+def _forked_attention(sdpa, query, key, value, forks) -> torch.Tensor:
+    """Per segment: ``prompt + a`` causally, then ``b`` over the prompt and itself (not over ``a``)."""
+    outs = []
+    for s, p, a, b in forks:
+        outs.append(sdpa(query[:, :, s:s + p + a], key[:, :, s:s + p + a], value[:, :, s:s + p + a],
+                         is_causal=True))
+        lo, hi = s + p + a, s + p + a + b
+        k = torch.cat([key[:, :, s:s + p], key[:, :, lo:hi]], dim=2)
+        v = torch.cat([value[:, :, s:s + p], value[:, :, lo:hi]], dim=2)
+        mask = torch.cat([torch.ones(b, p, dtype=torch.bool, device=query.device),
+                          torch.ones(b, b, dtype=torch.bool, device=query.device).tril()], dim=1)
+        outs.append(sdpa(query[:, :, lo:hi], k, v, attn_mask=mask, is_causal=False))
+    return torch.cat([o.transpose(1, 2) for o in outs], dim=1)
+
+
 def _varlen_attention(
     module: torch.nn.Module,
     query: torch.Tensor,
@@ -111,6 +180,11 @@ def _varlen_attention(
     # Grouped-query attention runs on the kv heads as they are (no repeat_interleave copies of K and V).
     sdpa = functools.partial(F.scaled_dot_product_attention, dropout_p=dropout if module.training else 0.0,
                              is_causal=causal, scale=scaling, enable_gqa=query.shape[1] != key.shape[1])
+    forks = _FORKS.get()
+    if forks is not None:
+        if not causal:
+            raise ValueError("forked packing needs a causal (decoder-only) model")
+        return _forked_attention(sdpa, query, key, value, forks), None
     if len(cu) == 2:
         return sdpa(query, key, value).transpose(1, 2).contiguous(), None
     # torch.split, not one slice per segment: the backward of a slice writes a zero-filled gradient of

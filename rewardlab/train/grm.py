@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from rewardlab.models.grm import GRMForward, response_logps
+from rewardlab.models.grm import GRMForward, pair_response_logps
 from rewardlab.models.packing import supports_packing
 from rewardlab.models.scalar import unwrap
 from rewardlab.train.data import PairCollator
@@ -25,12 +25,11 @@ log = logging.getLogger("rewardlab")
 def add_reference_logps(ds, model: torch.nn.Module, batch_tokens: int = 8192, packing: bool = True,
                         autocast_dtype: torch.dtype | None = None):
     """``ds`` with ``ref_chosen_logps`` / ``ref_rejected_logps`` columns: summed response log-probabilities
-    under ``model`` as it is now (call it before training, so it is the initial model)."""
-    n = len(ds)
-    seqs = list(ds["chosen_ids"]) + list(ds["rejected_ids"])
-    prompts = list(ds["chosen_prompt_len"]) + list(ds["rejected_prompt_len"])
-    lp = response_logps(model, seqs, prompts, batch_tokens, packing, autocast_dtype).tolist()
-    return ds.add_column("ref_chosen_logps", lp[:n]).add_column("ref_rejected_logps", lp[n:])
+    under ``model`` as it is now (call it before training, so it is the initial model). A pair's shared
+    prompt runs once for both responses."""
+    c, r = pair_response_logps(model, list(ds["chosen_ids"]), list(ds["rejected_ids"]), list(ds["chosen_prompt_len"]),
+                               list(ds["rejected_prompt_len"]), batch_tokens, packing, autocast_dtype)
+    return ds.add_column("ref_chosen_logps", c.tolist()).add_column("ref_rejected_logps", r.tolist())
 
 
 def lm_datasets(recipe, variant: Variant, model: torch.nn.Module, train_ds, eval_ds):

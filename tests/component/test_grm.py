@@ -21,6 +21,7 @@ from rewardlab.models.grm import (
     export_reward_model,
     grm_forward,
     load_grm_model,
+    pair_response_logps,
     response_mask_for,
 )
 from rewardlab.models.packing import pack
@@ -124,6 +125,28 @@ def test_packed_and_padded_logps_agree_and_stay_within_each_sequence(tiny_llama,
     assert_close(r_pack, r_pad, rtol=1e-5, atol=1e-5)
     assert_close(r_left, r_pad, rtol=1e-5, atol=1e-5)
     assert_close(r_pad, ScalarScorer(grm, tok).score_ids(seqs), rtol=1e-5, atol=1e-5)
+
+
+def test_forked_pairs_match_separate_sequences_and_responses_do_not_see_each_other(tiny_llama, tok, monkeypatch):
+    import rewardlab.models.grm as grm_module
+
+    grm = build_grm_model(str(tiny_llama), tok).eval()
+    unforked = []
+    plain = grm_module.response_logps
+    monkeypatch.setattr(grm_module, "response_logps", lambda m, seqs, *a: unforked.append(len(seqs)) or plain(m, seqs, *a))
+    # Pairs 0 and 2 share their prompt (forked); pair 1's prompts differ and pair 3 has no prompt.
+    chosen = [[2, 10, 11, 12, 3], [2, 20, 21, 3], [2, 15, 16, 17, 18, 19, 3], [5, 6]]
+    rejected = [[2, 10, 11, 30, 31, 32, 3], [2, 22, 23, 3], [2, 15, 16, 17, 40], [7]]
+    pc, pr = [3, 2, 4, 0], [3, 3, 4, 0]
+    c, r = pair_response_logps(grm, chosen, rejected, pc, pr, batch_tokens=16)  # several batches
+    assert unforked == [4]  # pairs 1 and 3 ran as two sequences each, 0 and 2 forked
+    assert_close(c, _direct_logps(grm, chosen, pc), rtol=1e-5, atol=1e-5)
+    assert_close(r, _direct_logps(grm, rejected, pr), rtol=1e-5, atol=1e-5)
+    # Changing a chosen response moves nothing on the rejected side of any pair.
+    changed = [s[:p] + [t + 1 if t < 60 else t for t in s[p:]] for s, p in zip(chosen, pc, strict=True)]
+    c2, r2 = pair_response_logps(grm, changed, rejected, pc, pr)
+    assert_close(r2, r, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(c2, c)
 
 
 def test_reference_cache_equals_a_fresh_reference_forward(tiny_llama, tok, dataset):
