@@ -214,9 +214,45 @@ averages them. Wall time of this invocation: {results['wall_seconds'] / 60:.1f} 
 ## STaR iterations
 
 {chr(10).join(star_lines) or '- none run'}
+
+## Reading (computed from the results above)
+
+{chr(10).join(reading_lines(args, results, rows))}
 """
     (out / "README.md").write_text(text)
     log.info("wrote %s", out / "README.md")
+
+
+def reading_lines(args, results: dict, rows: list[str]) -> list[str]:
+    """Statements the numbers support: chance, paired differences, order consistency, unparseable verdicts."""
+    from rewardlab.eval.study import chance_line, paired_lines
+
+    res = results["rows"]
+    lines = [chance_line(res)]
+    path = lambda r, split: Path(args.runs) / r / f"eval_{split}.json"  # noqa: E731
+    label = lambda r: ROWS[r][0]  # noqa: E731
+    for base, what in (("bt", "the Bradley-Terry RM"), ("judge", "the zero-shot indicator judge")):
+        if base in res and len(res) > 1:
+            lines.append(f"- Each row against {what} (accuracy points, paired bootstrap 95% interval over the same "
+                         "pairs; an interval containing 0 cannot tell the two apart):")
+            lines += ["  " + line for line in paired_lines(path, base, [r for r in rows if r != base], label)]
+    consistency = [(res[r][split]["order_consistency"], r, split) for r in rows for split in ("ID", "OOD")
+                   if res[r][split].get("order_consistency") is not None]
+    if consistency:
+        lo, hi = min(consistency), max(consistency)
+        lines.append(f"- Order consistency ranges from {100 * lo[0]:.1f}% ({label(lo[1])}, {lo[2]}) to "
+                     f"{100 * hi[0]:.1f}% ({label(hi[1])}, {hi[2]}); a judge whose verdict flips with the order "
+                     "scores that pair as a tie after averaging both orders.")
+    unparseable = {f"{label(r)} {split}": res[r][split]["unparseable"] for r in rows for split in ("ID", "OOD")
+                   if res[r][split].get("unparseable")}
+    if unparseable:
+        lines.append("- Rationales without a parseable verdict (counted, voted as neither side): "
+                     + ", ".join(f"{k} {v}" for k, v in unparseable.items()) + ".")
+    lines.append(f"- Sizes: {results['data']['train']} training pairs and {results['data']['id_eval']} + "
+                 f"{results['data']['ood_eval']} evaluation pairs keep this to about an hour on 2 CPU cores; "
+                 "the paper trains on thousands of pairs with 7B judges. Larger runs are flags, e.g. "
+                 "`--train-size 512 --id-size 200 --ood-size 200 --k 8 --max-new-tokens 128 --iterations 3`.")
+    return lines
 
 
 if __name__ == "__main__":

@@ -172,6 +172,7 @@ def write_report(args, results: dict, methods: list[str], argv) -> None:
     from rewardlab.eval.study import fmt_acc, markdown_table, plot_accuracy
 
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     sizes = results["data"]["sizes"]
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     columns = [f"{split} (n={n})" for n in sizes for split in ("ID", "OOD")]
@@ -253,12 +254,9 @@ Training time per model: {times}.
 
 def reading_lines(results: dict, methods: list[str], sizes: list[int], runs: Path, args) -> list[str]:
     """Plain statements the numbers support: which results beat chance, how far the GRM rows moved apart."""
-    lines = []
-    cells = [(k, split, r[split]) for k, r in results["rows"].items() for split in ("ID", "OOD")]
-    above = [f"{k} {split}" for k, split, c in cells if c["ci95"][0] > 0.5]
-    below = [f"{k} {split}" for k, split, c in cells if c["ci95"][1] < 0.5]
-    lines.append(f"- {len(cells)} accuracies; intervals entirely above 50%: {', '.join(above) or 'none'}; "
-                 f"entirely below 50%: {', '.join(below) or 'none'}.")
+    from rewardlab.eval.study import chance_line
+
+    lines = [chance_line(results["rows"])]
     grm = [m for m in methods if m.startswith("grm")]
     for n in sizes:
         done = [m for m in grm if f"{m}@{n}" in results["rows"]]
@@ -282,21 +280,14 @@ def reading_lines(results: dict, methods: list[str], sizes: list[int], runs: Pat
 
 
 def compare_to_bt(results: dict, methods: list[str], sizes: list[int], runs: Path) -> list[str]:
-    from rewardlab.eval.study import load_outcomes, paired_difference
+    from rewardlab.eval.study import paired_lines
 
     lines = []
     for n in sizes:
-        if f"bt@{n}" not in results["rows"]:
-            continue
-        for split in ("ID", "OOD"):
-            base = load_outcomes(runs / f"n{n}" / "bt" / f"eval_{split}.json")
-            for m in methods:
-                if m == "bt" or f"{m}@{n}" not in results["rows"]:
-                    continue
-                diff, (lo, hi) = paired_difference(load_outcomes(runs / f"n{n}" / m / f"eval_{split}.json"), base)
-                verdict = "better" if lo > 0 else "worse" if hi < 0 else "no clear difference"
-                lines.append(f"- n={n}, {split}, {METHODS[m][0]}: {100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-                             f" → {verdict}")
+        if f"bt@{n}" in results["rows"]:
+            others = [m for m in methods if m != "bt" and f"{m}@{n}" in results["rows"]]
+            lines += paired_lines(lambda m, split, n=n: runs / f"n{n}" / m / f"eval_{split}.json", "bt", others,
+                                  lambda m: METHODS[m][0], prefix=f"n={n}, ")
     return lines
 
 

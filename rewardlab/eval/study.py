@@ -111,6 +111,32 @@ def paired_difference(a: dict[str, float], b: dict[str, float], n_boot: int = 20
     return float(d.mean()), (float(lo), float(hi))
 
 
+def chance_line(rows: dict[str, dict[str, dict]], splits: Sequence[str] = ("ID", "OOD")) -> str:
+    """One line: which accuracies have a 95% interval entirely above, or entirely below, 50%.
+    ``rows[name][split]`` is an evaluation summary with ``ci95``."""
+    cells = [(k, split, r[split]) for k, r in rows.items() for split in splits]
+    above = [f"{k} {split}" for k, split, c in cells if c["ci95"][0] > 0.5]
+    below = [f"{k} {split}" for k, split, c in cells if c["ci95"][1] < 0.5]
+    return (f"- {len(cells)} accuracies; intervals entirely above 50%: {', '.join(above) or 'none'}; "
+            f"entirely below 50%: {', '.join(below) or 'none'}.")
+
+
+def paired_lines(summary_path, base: str, others: Sequence[str], label, splits: Sequence[str] = ("ID", "OOD"),
+                 prefix: str = "") -> list[str]:
+    """``others`` against ``base`` on the same pairs: one line per (split, row) with the accuracy
+    difference in points, its paired-bootstrap 95% interval and a verdict. ``summary_path(row, split)``
+    locates a cached evaluation summary; ``label(row)`` names a row."""
+    lines = []
+    for split in splits:
+        ref = load_outcomes(summary_path(base, split))
+        for m in others:
+            diff, (lo, hi) = paired_difference(load_outcomes(summary_path(m, split)), ref)
+            verdict = "better" if lo > 0 else "worse" if hi < 0 else "no clear difference"
+            lines.append(f"- {prefix}{split}, {label(m)}: {100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                         f" → {verdict}")
+    return lines
+
+
 def fmt_acc(result: dict | None) -> str:
     """``"61.0 [54.0, 68.0]"`` (percent, with the 95% interval), or ``"—"`` for a missing result."""
     if not result:

@@ -35,4 +35,7 @@ def test_genrm_study_writes_table_with_order_consistency(tiny_judge, tmp_path):
     assert results["star"]["star_rationalizer"][0]["iteration"] == 1
     readme = (out / "README.md").read_text()
     assert "| GenRM |" in readme and "iteration 1" in readme
+    reading = readme.split("## Reading")[1]
+    assert "accuracies; intervals entirely above 50%" in reading
+    assert reading.count("→") == 2 * (4 + 4)  # each other row against BT, then against the zero-shot judge
     assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
