@@ -47,15 +47,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--bon", default=str(SHARED / "alpacaeval-bon16" / "bon16.jsonl.gz"),
                    help="AlpacaEval best-of-16 samples with gold judgements (OOD pairs)")
     p.add_argument("--model", default="smollm2", help="judge / backbone: smollm2 (embedded), a directory or a hub id")
-    p.add_argument("--train-size", type=int, default=64, help="HH training pairs")
-    p.add_argument("--id-size", type=int, default=48, help="held-out HH pairs")
-    p.add_argument("--ood-size", type=int, default=48, help="OOD pairs sampled (0 = all the rule gives)")
+    p.add_argument("--train-size", type=int, default=48, help="HH training pairs")
+    p.add_argument("--id-size", type=int, default=32, help="held-out HH pairs")
+    p.add_argument("--ood-size", type=int, default=32, help="OOD pairs sampled (0 = all the rule gives)")
     p.add_argument("--ood-min-gap", type=float, default=0.5, help="OOD rule: gold scores differ by at least this")
     p.add_argument("--rows", default=",".join(ROWS), help=f"rows to run, from: {', '.join(ROWS)}")
     p.add_argument("--max-length", type=int, default=384, help="tokens of a judge prompt (pair included)")
     p.add_argument("--k", type=int, default=4, help="rationales per order (CoT judges, STaR sampling)")
     p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--max-new-tokens", type=int, default=64, help="longest rationale")
+    p.add_argument("--max-new-tokens", type=int, default=48, help="longest rationale")
     p.add_argument("--iterations", type=int, default=2, help="STaR iterations")
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=8)
@@ -100,7 +100,8 @@ def make_scorer(args, row: str, train_file: Path, runs: Path):
             overrides += [f"train.lr={args.lr}"]
         if kind.startswith("star"):
             overrides += [f"variant.iterations={args.iterations}", f"variant.k={args.k}",
-                          f"variant.temperature={args.temperature}", f"variant.max_new_tokens={args.max_new_tokens}"]
+                          f"variant.temperature={args.temperature}", f"variant.max_new_tokens={args.max_new_tokens}",
+                          f"variant.sample_cache={runs / 'samples'}"]  # iteration 1 samples once for all STaR rows
         recipe = load_recipe(None, overrides)
         if kind.startswith("star"):
             from rewardlab.train.star import run_star
@@ -119,6 +120,26 @@ def make_scorer(args, row: str, train_file: Path, runs: Path):
     return trained, metrics
 
 
+# What the cached models and evaluations in --runs depend on: a rerun must agree on all of them.
+RUN_KEYS = ("hh", "bon", "model", "train_size", "id_size", "ood_size", "ood_min_gap", "max_length", "k", "temperature",
+            "max_new_tokens", "iterations", "epochs", "batch_size", "lr", "bt_lr", "dtype", "seed")
+
+
+def check_runs_dir(args, runs: Path) -> None:
+    """Record the settings in ``runs/settings.json``; refuse to reuse a folder made with other settings
+    (its cached models and evaluations would silently answer for the wrong sizes)."""
+    settings = {k: getattr(args, k) for k in RUN_KEYS}
+    path = runs / "settings.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        if diff:
+            sys.exit(f"{runs} holds runs made with other settings ({', '.join(f'{k}: {a} -> {b}' for k, (a, b) in diff.items())}); "
+                     "pass another --runs or delete it")
+    runs.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -133,6 +154,7 @@ def main(argv=None) -> int:
         if r not in ROWS:
             sys.exit(f"--rows: unknown row {r!r}; known: {', '.join(ROWS)}")
     runs = Path(args.runs)
+    check_runs_dir(args, runs)
     start = time.time()
     data = id_ood_sets(args.hh, args.bon, runs, args.id_size, args.ood_size, [args.train_size], args.seed,
                        args.ood_min_gap)

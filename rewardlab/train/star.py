@@ -129,7 +129,7 @@ def run_star(recipe) -> dict:
     from transformers import set_seed
 
     from rewardlab.config import recipe_to_dict
-    from rewardlab.models.generation import make_backend
+    from rewardlab.models.generation import CachedBackend, make_backend
     from rewardlab.models.lm import load_causal_lm
     from rewardlab.train.judge import apply_lora
     from rewardlab.train.run import _load_tokenizer, _write_json, prepare_data
@@ -159,6 +159,8 @@ def run_star(recipe) -> dict:
         t0 = time.perf_counter()
         backend = make_backend(variant.backend, model, tok, _checkpoint_for_vllm(variant, model, tok, settings, out, it),
                                batch_size=recipe.train.batch_size)
+        if it == 1 and variant.sample_cache:  # the initial model: its samples are shared with other runs
+            backend = CachedBackend(backend, variant.sample_cache, _weights_key(base))
         gen = generate_star_data(backend, tok, prompt, inputs, variant.k, variant.temperature, variant.max_new_tokens,
                                  recipe.train.seed + 1000 * it, variant.rationalize,
                                  max(recipe.data.max_length - variant.max_new_tokens, 8))
@@ -192,6 +194,13 @@ def run_star(recipe) -> dict:
         metrics["eval"] = last_eval  # of the final model, written to eval.json
     _write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _weights_key(base: str) -> str:
+    """Names the initial weights: the model path plus, for a local directory, its weight files' sizes and
+    modification times (a model rewritten in place gets fresh samples)."""
+    files = sorted(Path(base).glob("*.safetensors")) if Path(base).is_dir() else []
+    return json.dumps([base, [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]])
 
 
 def _checkpoint_for_vllm(variant, model, tok, settings, out: Path, it: int) -> str | None:

@@ -67,6 +67,9 @@ class _Star(_Judge):
     restart: bool = True
     """Each iteration fine-tunes the initial model on the rationales of the latest one (as STaR does);
     false continues from the latest model."""
+    sample_cache: str = ""
+    """A directory keeping the first iteration's samples (drawn from the initial model), reused by any run
+    with the same base model, pairs and sampling settings: STaR variants compared side by side sample once."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

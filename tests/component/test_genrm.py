@@ -101,7 +101,9 @@ def test_shared_prompt_cache_generates_what_separate_calls_generate(judge, pairs
     model, tok = judge
     s = scorer(judge, method="cot")
     seqs = [s.prompt_ids(p.prompt, p.chosen, p.rejected) for p in pairs[:3]]
-    shared = TransformersBackend(model, tok, share_prompt_cache=True).sample(seqs, 2, temperature=0, max_new_tokens=6)
+    seqs = [seqs[0] + seqs[1][-3:], *seqs]  # unequal lengths: batches of 2 are formed by length
+    assert len({len(q) for q in seqs}) > 1
+    shared = TransformersBackend(model, tok, batch_size=2).sample(seqs, 2, temperature=0, max_new_tokens=6)
     alone = [TransformersBackend(model, tok, share_prompt_cache=False).sample([q], 1, temperature=0,
                                                                               max_new_tokens=6)[0] for q in seqs]
     assert shared == [[a[0], a[0]] for a in alone]
@@ -143,7 +145,9 @@ def test_genrm_sft_lowers_the_loss_and_learns_the_preference(tmp_path, tiny_judg
 def test_star_two_iterations(tmp_path, tiny_judge, pair_files):
     from rewardlab.train.star import run_star
 
-    m = run_star(recipe(tmp_path, tiny_judge, pair_files, "tiny_star.yaml"))
+    cache = tmp_path / "samples"
+    m = run_star(recipe(tmp_path, tiny_judge, pair_files, "tiny_star.yaml", f"variant.sample_cache={cache}"))
+    assert len(list(cache.glob("*.json"))) == 1  # iteration 1 (the initial model) only
     lines = [json.loads(x) for x in (tmp_path / "run" / "star.jsonl").read_text().splitlines()]
     assert [x["iteration"] for x in lines] == [1, 2] and lines == m["iterations"]
     for x in lines:
@@ -153,6 +157,27 @@ def test_star_two_iterations(tmp_path, tiny_judge, pair_files):
         assert x["train_examples"] == x["kept"] and "eval_accuracy" in x
     manifest = json.loads((tmp_path / "run" / "final" / "rewardlab_judge.json").read_text())
     assert manifest["method"] == "cot" and manifest["k"] == 4 and manifest["kind"] == "star_sft"
+
+
+def test_cached_backend_samples_once_per_model_prompts_and_settings(tmp_path):
+    from rewardlab.models.generation import CachedBackend
+
+    class Counting:
+        calls = 0
+
+        def sample(self, prompts, k, temperature=0.7, max_new_tokens=128, seed=0):
+            Counting.calls += 1
+            return [[f"{p[0]}-{seed}-{i}" for i in range(k)] for p in prompts]
+
+    a = CachedBackend(Counting(), tmp_path, "model-a")
+    first = a.sample([[1, 2], [3]], 2, seed=5)
+    assert first == [["1-5-0", "1-5-1"], ["3-5-0", "3-5-1"]] and Counting.calls == 1
+    assert CachedBackend(Counting(), tmp_path, "model-a").sample([[1, 2], [3]], 2, seed=5) == first
+    assert Counting.calls == 1  # another run, same key: read from disk
+    for change in (dict(seed=6), dict(k=3), dict(temperature=1.0), dict(max_new_tokens=9)):
+        a.sample([[1, 2], [3]], **{"k": 2, "seed": 5, **change})
+    CachedBackend(Counting(), tmp_path, "model-b").sample([[1, 2], [3]], 2, seed=5)
+    assert Counting.calls == 6
 
 
 class ScriptedBackend:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import pytest
+
 from tests.conftest import REPO, write_jsonl
 
 
@@ -39,3 +41,7 @@ def test_genrm_study_writes_table_with_order_consistency(tiny_judge, tmp_path):
     assert "accuracies; intervals entirely above 50%" in reading
     assert reading.count("→") == 2 * (4 + 4)  # each other row against BT, then against the zero-shot judge
     assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    # The cached runs answer only for the settings that made them.
+    other = [*argv[:argv.index("--id-size") + 1], "5", *argv[argv.index("--id-size") + 2:]]
+    with pytest.raises(SystemExit, match="id_size: 4 -> 5"):
+        load_study().main(other)
