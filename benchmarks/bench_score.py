@@ -6,9 +6,10 @@ Both sides of the first ``--pairs`` HH-harmless pairs are encoded once with rewa
 - ``naive``: file order, ``--naive-batch`` sequences per batch, right padding to the batch maximum,
   fp32, ``torch.no_grad``, the stock ``model(input_ids, attention_mask).logits`` (SDPA attention);
 - ``rewardlab fp32``: ``ScalarScorer.score_ids`` (length-sorted, packed, ``inference_mode``);
-- ``rewardlab bf16``: the same with the model cast to bfloat16;
-- with ``--bf16-variants``: bf16 alternatives for accuracy (final norm + head kept in fp32; fp32
-  weights under ``torch.autocast``).
+- ``rewardlab bf16``: what ``ScalarScorer.load(dtype="bfloat16")`` runs: linear layers in bf16, the
+  residual stream, norms and reward head in fp32 (``rewardlab.precision.bf16_matmuls``);
+- with ``--bf16-variants``: other bf16 choices for comparison (the whole model cast to bf16; that cast
+  with the final norm + head kept in fp32; fp32 weights under ``torch.autocast``).
 
 Reported: pairs/s and the ratio against naive (targets: >= 2x fp32, >= 4x bf16), max |score
 difference| of rewardlab fp32 vs naive (target <= 1e-5), Spearman of each bf16 contender vs fp32
@@ -132,11 +133,11 @@ class Contender:
 
 
 def contenders(args, rm, tok, device) -> list[Contender]:
-    from rewardlab.models.scorer import ScalarScorer
+    from rewardlab.models.scorer import ScalarScorer, for_scoring
 
     naive = naive_model(rm).to(device)
     fp32 = ScalarScorer(rm.to(device), tok, batch_tokens=args.batch_tokens)
-    bf16 = ScalarScorer(copy.deepcopy(rm).to(torch.bfloat16), tok, batch_tokens=args.batch_tokens)
+    bf16 = ScalarScorer(for_scoring(copy.deepcopy(rm), torch.bfloat16), tok, batch_tokens=args.batch_tokens)
     out = [
         Contender("naive fp32", torch.float32, lambda seqs: score_naive(naive, seqs, args.naive_batch, device)),
         Contender("rewardlab fp32", torch.float32, fp32.score_ids),
@@ -150,7 +151,9 @@ def contenders(args, rm, tok, device) -> list[Contender]:
             with torch.autocast(device.type, dtype=torch.bfloat16):
                 return fp32.score_ids(seqs)
 
-        out += [Contender("bf16 + fp32 norm/head", torch.bfloat16, mixed.score_ids),
+        cast = ScalarScorer(copy.deepcopy(rm).to(torch.bfloat16), tok, batch_tokens=args.batch_tokens)
+        out += [Contender("bf16 whole-model cast", torch.bfloat16, cast.score_ids),
+                Contender("bf16 cast + fp32 norm/head", torch.bfloat16, mixed.score_ids),
                 Contender("bf16 autocast", torch.bfloat16, autocast)]
     return out
 

@@ -10,9 +10,27 @@ from torch import nn
 
 from rewardlab.data.encode import ChatEncoder, EncodeError
 from rewardlab.models.packing import pack, supports_packing
-from rewardlab.models.scalar import backbone_of, load_reward_model, pad, reads_last_token, reward_forward
-from rewardlab.precision import resolve_dtype
+from rewardlab.models.scalar import (
+    backbone_of,
+    head_of,
+    load_reward_model,
+    pad,
+    reads_last_token,
+    reward_forward,
+    unwrap,
+)
+from rewardlab.precision import bf16_matmuls, compute_dtype, resolve_dtype
 from rewardlab.types import Conversation, PreferencePair
+
+
+def for_scoring(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """``model`` (fp32) ready to score in ``dtype``: bf16 runs the linear layers in bf16 and keeps the
+    residual stream, norms and reward head in fp32 (:func:`rewardlab.precision.bf16_matmuls`)."""
+    if dtype != torch.bfloat16:
+        return model.to(dtype)
+    inner = unwrap(model)
+    lm_head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
+    return bf16_matmuls(model, keep=[head_of(model), lm_head])
 
 
 def parse_dtype(name: str | torch.dtype) -> torch.dtype:
@@ -91,13 +109,15 @@ class ScalarScorer(PairScoringMixin):
              **kwargs) -> ScalarScorer:
         from transformers import AutoTokenizer
 
-        model = load_reward_model(path, parse_dtype(dtype), trust=trust)
+        dtype = parse_dtype(dtype)
+        model = load_reward_model(path, torch.float32 if dtype == torch.bfloat16 else dtype, trust=trust)
         tok = AutoTokenizer.from_pretrained(str(path))
-        return cls(model, tok, **kwargs)
+        return cls(for_scoring(model, dtype), tok, **kwargs)
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        """The dtype matmuls run in (bf16 scoring keeps the rest in fp32, see :func:`for_scoring`)."""
+        return compute_dtype(self.model)
 
     def encode(self, convs: Sequence[Conversation], where: str = "conversation") -> list[list[int]]:
         seqs = []

@@ -15,6 +15,7 @@ from rewardlab.models.packing import VARLEN, supports_packing
 from rewardlab.models.scalar import (
     HeadConfig,
     PaddedBatch,
+    backbone_of,
     build_reward_model,
     head_of,
     load_reward_model,
@@ -129,6 +130,23 @@ def test_stock_transformers_gives_the_same_scores(saved_linear, convs):
     assert ours.max() - ours.min() > 0.1
     assert_close(single, ours, **TOL)
     assert_close(padded, ours, **TOL)
+
+
+def test_bf16_scoring_keeps_residual_stream_norms_and_head_in_fp32(saved_linear, convs):
+    fp32 = ScalarScorer.load(saved_linear)
+    bf16 = ScalarScorer.load(saved_linear, dtype="bfloat16")
+    assert fp32.dtype == torch.float32 and bf16.dtype == torch.bfloat16
+    layer = backbone_of(bf16.model).layers[0]
+    assert layer.mlp.down_proj.weight.dtype == torch.bfloat16
+    assert layer.input_layernorm.weight.dtype == torch.float32 and head_of(bf16.model).weight.dtype == torch.float32
+    seen = []
+    hook = layer.register_forward_hook(lambda _m, _a, out: seen.append((out[0] if isinstance(out, tuple) else out).dtype))
+    seqs = fp32.encode(convs)
+    ref, got = fp32.score_ids(seqs), bf16.score_ids(seqs)
+    hook.remove()
+    assert seen and set(seen) == {torch.float32}  # the residual stream between blocks
+    assert (got - ref).abs().max() < 0.05 * (ref.max() - ref.min())
+    assert not torch.equal(got, ref)  # the matmuls did run in bf16
 
 
 # --- MLP head and LoRA round trips -----------------------------------------------------------------
