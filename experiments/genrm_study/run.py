@@ -173,6 +173,13 @@ def main(argv=None) -> int:
             cell[split] = {k: summary.get(k) for k in ("accuracy", "ci95", "n", "ties", "order_consistency", "unparseable")}
         results["rows"][r] = cell
     results["wall_seconds"] = round(time.time() - start, 1)
+    # Every invocation's time is added up in runs/, so a rerun that reuses finished work still reports
+    # what building all of it cost.
+    wall_log = runs / "wall_seconds.json"
+    spent = json.loads(wall_log.read_text()) if wall_log.exists() else []
+    spent.append(results["wall_seconds"])
+    wall_log.write_text(json.dumps(spent) + "\n")
+    results["wall_seconds_all_invocations"] = round(sum(spent), 1)
     results["data"] = {"hh_report": data["hh_report"], "train_pool": data["pool"], "train": args.train_size,
                        "id_eval": len(data["id_eval"]), "ood_eval": len(data["ood_eval"]), "ood_rule": data["ood_stats"]}
     write_report(args, results, rows, argv)
@@ -217,7 +224,9 @@ Judge / backbone `{args.model}`; {d['train']} HH training pairs; judge prompts c
 CoT judges sample k={args.k} rationales per order (temperature {args.temperature}, at most {args.max_new_tokens}
 new tokens); STaR runs {args.iterations} iterations; judge fine-tuning lr {args.lr:g}, {args.epochs:g} epoch(s);
 the BT baseline is LoRA r=16 on the last 8 blocks at lr {args.bt_lr:g}. Every judge judges both orders and
-averages them. Wall time of this invocation: {results['wall_seconds'] / 60:.1f} min (models and evaluations already in `runs/` are reused).
+averages them. Wall time: {results['wall_seconds_all_invocations'] / 60:.1f} min over every invocation that built `runs/`
+({len(json.loads((Path(args.runs) / 'wall_seconds.json').read_text()))} invocation(s); this one {results['wall_seconds'] / 60:.1f} min; finished models and
+evaluations in `runs/` are reused).
 
 ## Results (accuracy %, 95% bootstrap interval; order consistency %)
 
@@ -270,6 +279,13 @@ def reading_lines(args, results: dict, rows: list[str]) -> list[str]:
     if unparseable:
         lines.append("- Rationales without a parseable verdict (counted, voted as neither side): "
                      + ", ".join(f"{k} {v}" for k, v in unparseable.items()) + ".")
+    for r, its in results["star"].items():
+        trend = " → ".join(f"{100 * it['yield']:.1f}%" for it in its)
+        no_verdict = [it["parser"].get("no_verdict", 0) for it in its]
+        lines.append(f"- {label(r)}: share of sampled training rationales whose verdict matches the label, per iteration: "
+                     f"{trend}; rationales with no verdict at all: " + " → ".join(f"{n}/{it['samples']}" for n, it in
+                                                                            zip(no_verdict, its, strict=True))
+                     + f" (a longer --max-new-tokens than {args.max_new_tokens} leaves fewer cut off).")
     lines.append(f"- Sizes: {results['data']['train']} training pairs and {results['data']['id_eval']} + "
                  f"{results['data']['ood_eval']} evaluation pairs keep this to about an hour on 2 CPU cores; "
                  "the paper trains on thousands of pairs with 7B judges. Larger runs are flags, e.g. "

@@ -157,6 +157,28 @@ def test_reference_cache_equals_a_fresh_reference_forward(tiny_llama, tok, datas
         assert_close(torch.tensor(ds[f"ref_{side}_logps"]), fresh, rtol=1e-5, atol=1e-4)
 
 
+def test_reference_pass_bypasses_only_adapters_still_at_init(tiny_llama, tok, dataset):
+    import contextlib
+
+    from peft import LoraConfig, get_peft_model
+
+    from rewardlab.train.grm import _without_identity_adapters
+
+    grm = get_peft_model(build_grm_model(str(tiny_llama), tok), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    assert not isinstance(_without_identity_adapters(grm), contextlib.nullcontext)  # lora_B = 0: bypassed
+    with torch.no_grad():
+        next(p for n, p in grm.named_parameters() if "lora_B" in n).fill_(0.5)
+    assert isinstance(_without_identity_adapters(grm), contextlib.nullcontext)  # a trained adapter stays on
+    ds = add_reference_logps(dataset.select(range(4)), grm)
+    with_adapter, _ = pair_response_logps(grm, ds["chosen_ids"], ds["rejected_ids"], ds["chosen_prompt_len"],
+                                          ds["rejected_prompt_len"])
+    with grm.disable_adapter():
+        without, _ = pair_response_logps(grm, ds["chosen_ids"], ds["rejected_ids"], ds["chosen_prompt_len"],
+                                         ds["rejected_prompt_len"])
+    assert_close(torch.tensor(ds["ref_chosen_logps"]), with_adapter, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(with_adapter, without)
+
+
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_training_uses_the_initial_model_as_reference(tiny_llama, tok, pair_files, tmp_path, monkeypatch, lora):
     import rewardlab.train.run as run
