@@ -8,7 +8,8 @@ bfloat16 where it is fast (those CPUs, and CUDA devices that support it) and flo
 Scoring in bfloat16 uses :func:`bf16_matmuls`: only the linear layers compute in bf16; the residual
 stream, norms, attention and the reward head stay fp32. Casting the whole model instead rounds the
 residual stream at every layer, and the ranking of rewards moves more (Spearman against fp32 on 32 HH
-pairs with a trained SmolLM2 RM: 0.99592 for the plain cast, 0.99895 for bf16 matmuls).
+pairs with a trained SmolLM2 RM, ``benchmarks/bench_score.py --model``: 0.99547 for the plain cast,
+0.99895 for bf16 matmuls; see benchmarks/README.md).
 """
 
 from __future__ import annotations
