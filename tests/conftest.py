@@ -104,6 +104,16 @@ def synthetic_pairs(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+def load_script(relpath: str):
+    """Import a script of the repository (``experiments/.../run.py``) as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(relpath.replace("/", "_").removesuffix(".py"), REPO / relpath)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def write_jsonl(path: Path, rows: list) -> Path:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "wt") as fh:

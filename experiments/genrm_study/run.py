@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shlex
 import sys
 import time
@@ -120,41 +119,16 @@ def make_scorer(args, row: str, train_file: Path, runs: Path):
     return trained, metrics
 
 
-# What the cached models and evaluations in --runs depend on: a rerun must agree on all of them.
-RUN_KEYS = ("hh", "bon", "model", "train_size", "id_size", "ood_size", "ood_min_gap", "max_length", "k", "temperature",
-            "max_new_tokens", "iterations", "epochs", "batch_size", "lr", "bt_lr", "dtype", "seed")
-
-
-def check_runs_dir(args, runs: Path) -> None:
-    """Record the settings in ``runs/settings.json``; refuse to reuse a folder made with other settings
-    (its cached models and evaluations would silently answer for the wrong sizes)."""
-    settings = {k: getattr(args, k) for k in RUN_KEYS}
-    path = runs / "settings.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
-        if diff:
-            sys.exit(f"{runs} holds runs made with other settings ({', '.join(f'{k}: {a} -> {b}' for k, (a, b) in diff.items())}); "
-                     "pass another --runs or delete it")
-    runs.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2) + "\n")
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    for path in (args.hh, args.bon):
-        if not Path(path).exists():
-            sys.exit(f"data not found: {path} (pass --hh / --bon)")
-    from rewardlab.eval.study import cached_eval, id_ood_sets
+    from rewardlab.eval.study import cached_eval, id_ood_sets, start_study
+
+    runs = start_study(args, (args.hh, args.bon), args.runs)
 
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     for r in rows:
         if r not in ROWS:
             sys.exit(f"--rows: unknown row {r!r}; known: {', '.join(ROWS)}")
-    runs = Path(args.runs)
-    check_runs_dir(args, runs)
     start = time.time()
     data = id_ood_sets(args.hh, args.bon, runs, args.id_size, args.ood_size, [args.train_size], args.seed,
                        args.ood_min_gap)

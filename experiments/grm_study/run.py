@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shlex
 import sys
 import time
@@ -125,15 +124,11 @@ def train_one(args, method: str, n: int, train_file: Path, runs: Path) -> tuple[
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    for path in (args.hh, args.bon):
-        if not Path(path).exists():
-            sys.exit(f"data not found: {path} (pass --hh / --bon)")
     from rewardlab import load_scorer
-    from rewardlab.eval.study import cached_eval
+    from rewardlab.eval.study import cached_eval, start_study
 
-    runs = Path(args.runs)
+    # runs/ keeps one folder per training size, so adding a size reuses the others
+    runs = start_study(args, (args.hh, args.bon), args.runs, ignore=("runs", "out", "methods", "sizes"))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
         if m not in METHODS:

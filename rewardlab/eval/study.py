@@ -17,6 +17,38 @@ from pathlib import Path
 from rewardlab.types import PreferencePair
 
 
+def start_study(args, data_paths, runs: str | Path,
+                ignore: Sequence[str] = ("runs", "out", "rows", "methods")) -> Path:
+    """What every study script does first: log with timestamps, stay offline, check that the data
+    files exist, and pin ``runs`` to these settings.
+
+    ``runs/settings.json`` records the arguments (all but ``ignore``: where outputs go and which rows
+    to run). A rerun with other settings stops with the differing keys named, since the cached models
+    and evaluations in ``runs`` would otherwise answer for other sizes.
+    """
+    import logging
+    import os
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for path in data_paths:
+        if not Path(path).exists():
+            sys.exit(f"data not found: {path} (pass --hh / --bon)")
+    runs = Path(runs)
+    settings = {k: v for k, v in vars(args).items() if k not in ignore}
+    path = runs / "settings.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        if diff:
+            sys.exit(f"{runs} holds runs made with other settings "
+                     f"({', '.join(f'{k}: {a} -> {b}' for k, (a, b) in diff.items())}); pass another --runs or delete it")
+    runs.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2) + "\n")
+    return runs
+
+
 def write_pairs_jsonl(pairs: Sequence[PreferencePair], path: str | Path) -> Path:
     """Write pairs in the ``explicit`` format (message lists, margin, id, subset) that ``load_pairs`` reads."""
     path = Path(path)

@@ -47,8 +47,8 @@ class TransformersBackend:
 
     @torch.inference_mode()
     def sample(self, prompts, k, temperature=0.7, max_new_tokens=128, seed=0) -> list[list[str]]:
-        """Prompts are batched by length (less left padding: 1.35x faster on mixed-length judge prompts)
-        and answered in input order, with a progress bar over prompts."""
+        """Prompts are batched by length (less left padding to prefill and attend over) and answered
+        in input order, with a progress bar over prompts."""
         from tqdm.auto import tqdm
 
         was_training = self.model.training

@@ -14,6 +14,7 @@ only) that stock ``AutoModelForSequenceClassification`` loads with the same scor
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from dataclasses import asdict
@@ -213,13 +214,11 @@ def response_logps(model: nn.Module, seqs: list[list[int]], prompt_lens: list[in
     """
     from rewardlab.models.scorer import length_batches
 
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     use_pack = packing and supports_packing(unwrap(model))
     pad_id = unwrap(model).config.pad_token_id or 0
     out = torch.empty(len(seqs), dtype=torch.float32)
-    try:
+    with eval_mode(model):
         for group in length_batches([len(s) for s in seqs], batch_tokens):
             batch = [list(seqs[i]) for i in group]
             tb = pack(batch) if use_pack else pad(batch, pad_id)
@@ -227,9 +226,18 @@ def response_logps(model: nn.Module, seqs: list[list[int]], prompt_lens: list[in
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 _, lp, _ = grm_forward(model, tb.to(device), mask.to(device))
             out[group] = lp.float().cpu()
+    return out
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module):
+    """``model`` in eval mode (no dropout) inside the block, its former mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
     finally:
         model.train(was_training)
-    return out
 
 
 def _shares_prompt(a: list[int], b: list[int], pa: int, pb: int) -> bool:
@@ -263,11 +271,9 @@ def pair_response_logps(model: nn.Module, chosen: list[list[int]], rejected: lis
         out_c[rest], out_r[rest] = lp[:len(rest)], lp[len(rest):]
     if not shared:
         return out_c, out_r
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     backbone, lm_head = backbone_of(model), lm_head_of(model)
-    try:
+    with eval_mode(model):
         sizes = [len(chosen[i]) + len(rejected[i]) - pr[i] for i in shared]
         for group in length_batches(sizes, batch_tokens):
             idx = [shared[g] for g in group]
@@ -286,8 +292,6 @@ def pair_response_logps(model: nn.Module, chosen: list[list[int]], rejected: lis
                 lp = token_logps(lm_head(h[src_t]), fb.input_ids[0, tgt])
             sums = torch.zeros(2 * len(idx), dtype=torch.float32, device=device).index_add(0, seg_t, lp.float())
             out_c[idx], out_r[idx] = sums[0::2].cpu(), sums[1::2].cpu()
-    finally:
-        model.train(was_training)
     return out_c, out_r
 
 

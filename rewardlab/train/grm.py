@@ -36,7 +36,7 @@ def add_reference_logps(ds, model: torch.nn.Module, batch_tokens: int = 8192, pa
 
 def _without_identity_adapters(model: torch.nn.Module):
     """Bypass LoRA adapters that are still at their initialisation (every ``lora_B`` zero, so they add
-    exactly nothing): the reference pass then skips their cost (about 20% on SmolLM2, r=16). Adapters
+    exactly nothing): the reference pass then skips their cost. Adapters
     that already learned something (a resumed or loaded adapter) stay on."""
     import contextlib
 

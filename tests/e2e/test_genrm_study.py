@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 
-from tests.conftest import REPO, write_jsonl
+from tests.conftest import load_script, write_jsonl
 
 
 def load_study():
-    spec = importlib.util.spec_from_file_location("genrm_study_run", REPO / "experiments" / "genrm_study" / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("experiments/genrm_study/run.py")
 
 
 def test_genrm_study_writes_table_with_order_consistency(tiny_judge, tmp_path):

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
-from tests.conftest import REPO, write_jsonl
+from tests.conftest import load_script, write_jsonl
 
 WORDS_GOOD = ["good", "helpful", "kind", "safe"]
 WORDS_BAD = ["bad", "rude", "harmful", "unsafe"]
 
 
 def load_study():
-    spec = importlib.util.spec_from_file_location("grm_study_run", REPO / "experiments" / "grm_study" / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("experiments/grm_study/run.py")
 
 
 def test_study_writes_table_plot_and_results(tiny_llama, tmp_path):
