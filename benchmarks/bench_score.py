@@ -8,7 +8,10 @@ Both sides of the first ``--pairs`` HH-harmless pairs are encoded once with rewa
 - ``rewardlab fp32``: ``ScalarScorer.score_ids`` (length-sorted, packed, ``inference_mode``);
 - ``rewardlab bf16``: what ``ScalarScorer.load(dtype="bfloat16")`` runs: linear layers in bf16, the
   residual stream, norms and reward head in fp32 (``rewardlab.precision.bf16_matmuls``);
-- with ``--bf16-variants``: other bf16 choices for comparison (the whole model cast to bf16; that cast
+- with ``--layout-variants``: both rewardlab contenders on length-sorted, right-padded batches (one
+  attention call per layer) instead of packed rows (one attention call per sequence and layer);
+- with ``--bf16-variants``: other bf16 choices for comparison (bf16 matmuls but fp32 q/k/v
+  projections; the whole model cast to bf16; that cast
   with the final norm + head kept in fp32; fp32 weights under ``torch.autocast``).
 
 Reported: pairs/s and the ratio against naive (targets: >= 2x fp32, >= 4x bf16), max |score
@@ -53,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peak-repeats", type=int, default=5, help="timed matmuls per size for the peak")
     p.add_argument("--bf16-variants", action="store_true",
                    help="also time bf16 with fp32 norm+head, and fp32 weights under torch.autocast")
+    p.add_argument("--layout-variants", action="store_true",
+                   help="also time rewardlab fp32 and bf16 on length-sorted padded batches instead of packed ones")
     p.add_argument("--profile", default="", help="profile one contender (naive, fp32, bf16) and print top ops")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -124,6 +129,15 @@ def keep_norm_and_head_fp32(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def bf16_matmuls_fp32_qkv(model: torch.nn.Module) -> torch.nn.Module:
+    """bf16 matmuls as ``rewardlab bf16``, but the attention q/k/v projections keep fp32."""
+    from rewardlab.models.scalar import head_of
+    from rewardlab.precision import bf16_matmuls
+
+    qkv = [m for n, m in model.named_modules() if n.endswith(("q_proj", "k_proj", "v_proj"))]
+    return bf16_matmuls(model, keep=[head_of(model), *qkv])
+
+
 @dataclass
 class Contender:
     name: str
@@ -143,6 +157,11 @@ def contenders(args, rm, tok, device) -> list[Contender]:
         Contender("rewardlab fp32", torch.float32, fp32.score_ids),
         Contender("rewardlab bf16", torch.bfloat16, bf16.score_ids),
     ]
+    if args.layout_variants:
+        padded32 = ScalarScorer(rm, tok, batch_tokens=args.batch_tokens, packing=False)
+        padded16 = ScalarScorer(bf16.model, tok, batch_tokens=args.batch_tokens, packing=False)
+        out += [Contender("rewardlab fp32 padded", torch.float32, padded32.score_ids),
+                Contender("rewardlab bf16 padded", torch.bfloat16, padded16.score_ids)]
     if args.bf16_variants:
         mixed = ScalarScorer(keep_norm_and_head_fp32(copy.deepcopy(rm).to(torch.bfloat16)), tok,
                              batch_tokens=args.batch_tokens)
@@ -152,7 +171,9 @@ def contenders(args, rm, tok, device) -> list[Contender]:
                 return fp32.score_ids(seqs)
 
         cast = ScalarScorer(copy.deepcopy(rm).to(torch.bfloat16), tok, batch_tokens=args.batch_tokens)
-        out += [Contender("bf16 whole-model cast", torch.bfloat16, cast.score_ids),
+        qkv32 = ScalarScorer(bf16_matmuls_fp32_qkv(copy.deepcopy(rm)), tok, batch_tokens=args.batch_tokens)
+        out += [Contender("bf16 matmuls, fp32 q/k/v", torch.bfloat16, qkv32.score_ids),
+                Contender("bf16 whole-model cast", torch.bfloat16, cast.score_ids),
                 Contender("bf16 cast + fp32 norm/head", torch.bfloat16, mixed.score_ids),
                 Contender("bf16 autocast", torch.bfloat16, autocast)]
     return out
