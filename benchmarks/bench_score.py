@@ -5,11 +5,13 @@ Both sides of the first ``--pairs`` HH-harmless pairs are encoded once with rewa
 
 - ``naive``: file order, ``--naive-batch`` sequences per batch, right padding to the batch maximum,
   fp32, ``torch.no_grad``, the stock ``model(input_ids, attention_mask).logits`` (SDPA attention);
-- ``rewardlab fp32``: ``ScalarScorer.score_ids`` (length-sorted, packed, ``inference_mode``);
+- ``rewardlab fp32``: ``ScalarScorer.score_ids`` (length-sorted, ``inference_mode``; packed rows on a
+  CPU, padded batches on a GPU: ``rewardlab.models.packing.packing_pays``);
 - ``rewardlab bf16``: what ``ScalarScorer.load(dtype="bfloat16")`` runs: linear layers in bf16, the
   residual stream, norms and reward head in fp32 (``rewardlab.precision.bf16_matmuls``);
-- with ``--layout-variants``: both rewardlab contenders on length-sorted, right-padded batches (one
-  attention call per layer) instead of packed rows (one attention call per sequence and layer);
+- with ``--layout-variants``: both rewardlab contenders in the other batch layout: packed rows (one
+  attention call per sequence and layer) on a GPU, length-sorted padded batches (one attention call
+  per layer) on a CPU;
 - with ``--bf16-variants``: other bf16 choices for comparison (bf16 matmuls but fp32 q/k/v
   projections; the whole model cast to bf16; that cast
   with the final norm + head kept in fp32; fp32 weights under ``torch.autocast``).
@@ -157,11 +159,13 @@ def contenders(args, rm, tok, device) -> list[Contender]:
         Contender("rewardlab fp32", torch.float32, fp32.score_ids),
         Contender("rewardlab bf16", torch.bfloat16, bf16.score_ids),
     ]
-    if args.layout_variants:
-        padded32 = ScalarScorer(rm, tok, batch_tokens=args.batch_tokens, packing=False)
-        padded16 = ScalarScorer(bf16.model, tok, batch_tokens=args.batch_tokens, packing=False)
-        out += [Contender("rewardlab fp32 padded", torch.float32, padded32.score_ids),
-                Contender("rewardlab bf16 padded", torch.bfloat16, padded16.score_ids)]
+    if args.layout_variants:  # the batch layout ScalarScorer does not pick on this device
+        other = not fp32.packing
+        layout = "packed" if other else "padded"
+        alt32 = ScalarScorer(rm, tok, batch_tokens=args.batch_tokens, packing=other)
+        alt16 = ScalarScorer(bf16.model, tok, batch_tokens=args.batch_tokens, packing=other)
+        out += [Contender(f"rewardlab fp32 {layout}", torch.float32, alt32.score_ids),
+                Contender(f"rewardlab bf16 {layout}", torch.bfloat16, alt16.score_ids)]
     if args.bf16_variants:
         mixed = ScalarScorer(keep_norm_and_head_fp32(copy.deepcopy(rm).to(torch.bfloat16)), tok,
                              batch_tokens=args.batch_tokens)

@@ -12,7 +12,7 @@ def load_scorer(path: str, dtype: str = "float32", trust: bool = False, **kwargs
     """Load a trained reward model directory as a :class:`Scorer` (``score``, ``compare``).
 
     ``dtype`` is ``float32`` or ``bfloat16``; ``trust=True`` allows pickle weights and remote code.
-    Other keyword arguments (``max_length``, ``batch_tokens``, ``packing``, ``progress``) go to
+    Other keyword arguments (``device``, ``max_length``, ``batch_tokens``, ``packing``, ``progress``) go to
     :class:`rewardlab.models.scorer.ScalarScorer`. A GRM directory scores with its reward head; an
     ensemble directory (``ensemble.json``) loads every member and also takes ``reduction``
     (``mean``, ``min``, ``mean_minus_std``) and ``lam``, overriding its manifest.

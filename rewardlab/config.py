@@ -94,7 +94,9 @@ class TrainConfig:
     """Training precision: float32, bfloat16 (mixed precision, weights kept in fp32), or auto (bfloat16
     where the hardware computes it natively, float32 elsewhere; see ``rewardlab.precision``)."""
     packing: bool = True
-    """Padding-free batches for decoder models (falls back to padding for encoders)."""
+    """Padding-free batches for decoder models where they pay: on a CPU; a GPU gets length-grouped
+    padded batches, which run faster there (``rewardlab.models.packing.packing_pays``). Encoders always
+    pad; false pads everywhere."""
     group_by_length: bool = True
     """Batch pairs of similar length together (less padding, faster)."""
     logging_steps: int = 5

@@ -6,7 +6,7 @@ from __future__ import annotations
 def add_common_model_args(p) -> None:
     p.add_argument("--model", required=True, help="trained reward model directory")
     p.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16"],
-                   help="inference precision; auto = bfloat16 where this CPU computes it natively, else float32")
+                   help="inference precision; auto = bfloat16 where the device computes it natively, else float32")
     p.add_argument(
         "--max-length",
         type=int,
@@ -14,6 +14,9 @@ def add_common_model_args(p) -> None:
         help="truncate sequences to this many tokens (default: never; too long is an error)",
     )
     p.add_argument("--batch-tokens", type=int, default=8192, help="token budget per forward pass")
+    p.add_argument("--device", default="auto",
+                   help="where a scalar reward model or ensemble runs: auto (the GPU when there is one, else "
+                   "the CPU), cpu, cuda or cuda:N; generative judges and implicit scorers run on the CPU")
     p.add_argument(
         "--reduction",
         choices=["mean", "min", "mean_minus_std"],
@@ -39,11 +42,19 @@ def load_scorer(args, progress: bool = True):
     clear error, not a traceback."""
     from pathlib import Path
 
+    from rewardlab.config import ConfigError
     from rewardlab.models.ensemble import load_any_scorer
+    from rewardlab.models.scorer import resolve_device
 
     if str(args.model).startswith(("/", ".", "~")) and not Path(args.model).expanduser().exists():
         raise FileNotFoundError(f"--model {args.model}: no such directory")
+    try:
+        resolve_device(args.device)
+    except ValueError as e:
+        raise ConfigError(f"--device: {e}") from None
     if getattr(args, "judge", None) or getattr(args, "implicit", None):
+        if args.device not in ("auto", "cpu"):
+            raise ConfigError(f"--device {args.device}: --judge and --implicit scorers run on the CPU")
         return _load_generative(args)
     try:
         return load_any_scorer(
@@ -54,6 +65,7 @@ def load_scorer(args, progress: bool = True):
             lam=args.ensemble_lambda,
             max_length=args.max_length,
             batch_tokens=args.batch_tokens,
+            device=args.device,
             progress=progress,
         )
     except OSError as e:

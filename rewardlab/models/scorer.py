@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from rewardlab.data.encode import ChatEncoder, EncodeError
-from rewardlab.models.packing import pack, supports_packing
+from rewardlab.models.packing import pack, packing_pays, supports_packing
 from rewardlab.models.scalar import (
     backbone_of,
     head_of,
@@ -33,9 +33,24 @@ def for_scoring(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     return bf16_matmuls(model, keep=[head_of(model), lm_head])
 
 
-def parse_dtype(name: str | torch.dtype) -> torch.dtype:
-    """A dtype from its name; ``auto`` is bfloat16 where this CPU computes it natively, else float32."""
-    return resolve_dtype(name)
+def parse_dtype(name: str | torch.dtype, device: str = "cpu") -> torch.dtype:
+    """A dtype from its name; ``auto`` is bfloat16 where ``device`` computes it natively, else float32."""
+    return resolve_dtype(name, device)
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """``None``/``auto`` -> the first CUDA device when there is one, else the CPU; other names as written.
+
+    A CUDA device on a machine without one is a clear error, not a failure deep inside ``.to()``."""
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r} ({e})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: no CUDA device is available on this machine")
+    return device
 
 
 def length_batches(lengths: Sequence[int], batch_tokens: int, max_batch: int = 256) -> Iterator[list[int]]:
@@ -93,26 +108,43 @@ class ScalarScorer(PairScoringMixin):
     needs_reference = False
 
     def __init__(self, model: nn.Module, tokenizer, max_length: int | None = None,
-                 batch_tokens: int = 8192, packing: bool = True, progress: bool = False) -> None:
+                 batch_tokens: int = 8192, packing: bool | str = "auto", progress: bool = False) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.encoder = ChatEncoder(tokenizer, max_length=max_length)
         self.batch_tokens = batch_tokens
-        self.packing = packing and supports_packing(model)
+        self.packing = packing
         self.progress = progress
         cfg = model.config
         self.max_positions = getattr(cfg, "max_position_embeddings", None)
         self.pad_id = cfg.pad_token_id if cfg.pad_token_id is not None else 0
 
+    @property
+    def packing(self) -> bool:
+        """Whether batches are packed rows (else length-sorted padded batches). ``packing="auto"``
+        packs where that pays on the model's device (:func:`rewardlab.models.packing.packing_pays`)."""
+        if self._packing == "auto":
+            return packing_pays(next(self.model.parameters()).device)
+        return self._packing
+
+    @packing.setter
+    def packing(self, value: bool | str) -> None:
+        if value not in (True, False, "auto"):
+            raise ValueError(f"packing must be True, False or 'auto', got {value!r}")
+        self._packing = value if supports_packing(self.model) else False
+
     @classmethod
     def load(cls, path: str | Path, dtype: str | torch.dtype = "float32", trust: bool = False,
-             **kwargs) -> ScalarScorer:
+             device: str | torch.device | None = None, **kwargs) -> ScalarScorer:
+        """Load a reward-model directory onto ``device`` (default: CUDA when there is one, else CPU)
+        to score in ``dtype`` (``auto``: bfloat16 where ``device`` computes it natively)."""
         from transformers import AutoTokenizer
 
-        dtype = parse_dtype(dtype)
+        device = resolve_device(device)
+        dtype = parse_dtype(dtype, device.type)
         model = load_reward_model(path, torch.float32 if dtype == torch.bfloat16 else dtype, trust=trust)
         tok = AutoTokenizer.from_pretrained(str(path))
-        return cls(for_scoring(model, dtype), tok, **kwargs)
+        return cls(for_scoring(model, dtype).to(device), tok, **kwargs)
 
     @property
     def dtype(self) -> torch.dtype:

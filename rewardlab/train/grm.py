@@ -14,7 +14,7 @@ import time
 import torch
 
 from rewardlab.models.grm import GRMForward, pair_response_logps
-from rewardlab.models.packing import supports_packing
+from rewardlab.models.packing import packing_pays, supports_packing
 from rewardlab.models.scalar import unwrap
 from rewardlab.train.data import PairCollator
 from rewardlab.variants import Variant
@@ -54,7 +54,7 @@ def lm_datasets(recipe, variant: Variant, model: torch.nn.Module, train_ds, eval
     Trainer drives, for a variant with ``has_lm_head``. Returns ``(train, eval, collator, module)``."""
     from accelerate import PartialState
 
-    packing = recipe.train.packing and supports_packing(unwrap(model))
+    packing = recipe.train.packing and supports_packing(unwrap(model)) and packing_pays(PartialState().device)
     if variant.needs_reference:
         model.to(PartialState().device)  # where the Trainer will train it
         from rewardlab.precision import resolve_dtype

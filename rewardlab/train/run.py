@@ -32,6 +32,7 @@ from rewardlab.config import ConfigError, Recipe, recipe_to_dict
 from rewardlab.data import load_pairs, split_pairs
 from rewardlab.data.encode import ChatEncoder
 from rewardlab.eval.pairwise import evaluate_pairs, write_results
+from rewardlab.models.packing import packing_pays, supports_packing
 from rewardlab.models.scalar import (
     HeadConfig,
     RewardForward,
@@ -162,7 +163,7 @@ def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData):
             model,
             tok,
             batch_tokens=recipe.train.feature_batch_tokens,
-            packing=recipe.train.packing,
+            packing="auto" if recipe.train.packing else False,
             progress=True,
         )
 
@@ -184,9 +185,16 @@ def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData):
             encoder.stats,
             False,
         )
-    scorer_packing = recipe.train.packing and ScalarScorer(model, tok).packing
+    scorer_packing = recipe.train.packing and supports_packing(model) and packing_pays(training_device())
     collator = PairCollator(scorer_packing, model.config.pad_token_id or 0, variant.needs_margin)
     return (train_ds, eval_ds, collator, RewardForward(model), encoder.stats, recipe.train.group_by_length)
+
+
+def training_device() -> torch.device:
+    """The device the Trainer trains on in this process (accelerate's choice)."""
+    from accelerate import PartialState
+
+    return PartialState().device
 
 
 def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict:
@@ -348,10 +356,9 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def _final_eval(final: Path, pairs: list[PreferencePair], out: Path, recipe: Recipe) -> dict:
-    dtype = resolve_dtype(recipe.train.dtype)
-    scorer = ScalarScorer.load(
+    scorer = ScalarScorer.load(  # on the GPU when there is one; dtype "auto" resolves for that device
         final,
-        dtype=dtype,
+        dtype=recipe.train.dtype,
         max_length=recipe.data.max_length,
         batch_tokens=recipe.train.feature_batch_tokens,
         progress=True,

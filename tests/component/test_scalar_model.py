@@ -88,6 +88,26 @@ def test_scores_do_not_depend_on_batching(llama_rm, convs, packing, batch_tokens
     assert_close(scorer.score(convs), ref, **TOL)
 
 
+def test_packing_auto_packs_on_the_cpu_and_pads_on_a_gpu(llama_rm, convs, monkeypatch):
+    from rewardlab.models import scorer as scorer_module
+    from rewardlab.models.packing import packing_pays
+
+    assert packing_pays("cpu") and packing_pays(torch.device("cpu"))
+    assert not packing_pays("cuda") and not packing_pays("cuda:1")
+    model, tok = llama_rm
+    scorer = ScalarScorer(model, tok)
+    assert scorer.packing is True  # the model is on the CPU
+    packed_scores = scorer.score(convs)
+    seen = []
+    monkeypatch.setattr(scorer_module, "packing_pays", lambda device: seen.append(device) or False)
+    assert scorer.packing is False
+    assert_close(scorer.score(convs), packed_scores, **TOL)
+    assert seen and all(d == torch.device("cpu") for d in seen)  # asked about the model's own device
+    assert ScalarScorer(model, tok, packing=True).packing is True  # an explicit choice is kept
+    with pytest.raises(ValueError, match="packing must be True, False or 'auto'"):
+        ScalarScorer(model, tok, packing="yes")
+
+
 def test_left_padding_right_padding_and_packing_agree(llama_rm, convs):
     model, tok = llama_rm
     seqs = ScalarScorer(model, tok).encode(convs)
@@ -147,6 +167,20 @@ def test_bf16_scoring_keeps_residual_stream_norms_and_head_in_fp32(saved_linear,
     assert seen and set(seen) == {torch.float32}  # the residual stream between blocks
     assert (got - ref).abs().max() < 0.05 * (ref.max() - ref.min())
     assert not torch.equal(got, ref)  # the matmuls did run in bf16
+
+
+def test_load_puts_the_model_on_the_device_asked_for(saved_linear):
+    from rewardlab.models.scorer import resolve_device
+
+    scorer = ScalarScorer.load(saved_linear, device="cpu")
+    assert {p.device.type for p in scorer.model.parameters()} == {"cpu"}
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device(None).type == expected and resolve_device("auto").type == expected
+    with pytest.raises(ValueError, match="device must be auto, cpu, cuda or cuda:N, got 'tpu'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device is available"):
+            ScalarScorer.load(saved_linear, device="cuda")
 
 
 # --- MLP head and LoRA round trips -----------------------------------------------------------------

@@ -171,9 +171,13 @@ ERRORS = {  # case: (arguments, what the one line on stderr must say)
         r"--model .*no_model",
     ),
     "bad conversation line": (["score", "--model", "{d}", "--data", "{d}/convs.jsonl"], r"convs\.jsonl:2"),
+    "unknown device": (
+        ["eval", "--model", "{d}", "--data", "{d}/no_margin.jsonl", "--device", "tpu"],
+        r"--device: device must be auto, cpu, cuda or cuda:N, got 'tpu'",
+    ),
 }
 # Each subprocess pays the imports (seconds); these run through main() in the test's own process.
-IN_PROCESS = {"margins missing", "no model there", "bad conversation line"}
+IN_PROCESS = {"margins missing", "no model there", "bad conversation line", "unknown device"}
 
 
 @pytest.mark.parametrize("case", list(ERRORS))
