@@ -102,27 +102,8 @@ async def _until_disconnected(request: Request) -> None:
             return
 
 
-def create_app(scorer, settings: ServeSettings | None = None) -> FastAPI:
-    """The FastAPI app serving ``scorer`` (any :class:`rewardlab.types.Scorer`)."""
-    settings = settings or ServeSettings()
-    engine = Engine(scorer, settings)
-    batcher = DynamicBatcher(engine.handlers, engine.batchable, settings.token_budget,
-                             settings.max_wait_ms / 1000, settings.max_queue)
-    metrics = Metrics()
-    model_name = settings.model_name or type(scorer).__name__
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        batcher.start()
-        yield
-        # uvicorn has let in-flight requests finish; the worker drains what is still queued.
-        await asyncio.to_thread(batcher.close, settings.graceful_timeout_s)
-
-    app = FastAPI(title="rewardlab reward model server", version=__version__, lifespan=lifespan,
-                  description="Scalar rewards, pairwise comparisons and per-token traces of a reward model; "
-                  "POST /get_reward speaks OpenRLHF's remote reward model protocol.")
-    app.state.scorer, app.state.settings, app.state.batcher, app.state.metrics = scorer, settings, batcher, metrics
-    app.add_middleware(LimitsAndMetrics, settings=settings, metrics=metrics)
+def _key_checker(settings: ServeSettings):
+    """A FastAPI dependency refusing requests without ``settings.api_key`` (none set: everyone passes)."""
     bearer = HTTPBearer(auto_error=False, description="the key given to `rewardlab serve --api-key`")
 
     def require_key(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
@@ -133,7 +114,11 @@ def create_app(scorer, settings: ServeSettings | None = None) -> FastAPI:
             raise ServeError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'",
                              {"WWW-Authenticate": "Bearer"})
 
-    auth = [Depends(require_key)]
+    return require_key
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as JSON ``{"error": ...}`` with its status; nothing crashes the server."""
 
     @app.exception_handler(ServeError)
     async def _serve_error(_, e: ServeError):
@@ -163,6 +148,32 @@ def create_app(scorer, settings: ServeSettings | None = None) -> FastAPI:
     async def _crash(_, e: Exception):  # a failure in one request never takes the server down
         log.exception("request failed")
         return JSONResponse({"error": f"internal error: {type(e).__name__}: {e}"}, 500)
+
+
+def create_app(scorer, settings: ServeSettings | None = None) -> FastAPI:
+    """The FastAPI app serving ``scorer`` (any :class:`rewardlab.types.Scorer`)."""
+    settings = settings or ServeSettings()
+    engine = Engine(scorer, settings)
+    batcher = DynamicBatcher(engine.handlers, engine.batchable, settings.token_budget,
+                             settings.max_wait_ms / 1000, settings.max_queue)
+    metrics = Metrics()
+    model_name = settings.model_name or type(scorer).__name__
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        yield
+        # uvicorn has let in-flight requests finish; the worker drains what is still queued.
+        await asyncio.to_thread(batcher.close, settings.graceful_timeout_s)
+
+    app = FastAPI(title="rewardlab reward model server", version=__version__, lifespan=lifespan,
+                  description="Scalar rewards, pairwise comparisons and per-token traces of a reward model; "
+                  "POST /get_reward speaks OpenRLHF's remote reward model protocol.")
+    app.state.scorer, app.state.settings, app.state.batcher, app.state.metrics = scorer, settings, batcher, metrics
+    app.add_middleware(LimitsAndMetrics, settings=settings, metrics=metrics)
+    auth = [Depends(_key_checker(settings))]
+
+    _add_error_handlers(app)
 
     async def run(request: Request, kind: str, items: list, cost: int) -> list:
         batcher.start()
