@@ -23,6 +23,7 @@ from rewardlab.losses import ResponseLogps
 from rewardlab.models.judge import JudgePrompt
 from rewardlab.models.judge_scorer import JudgeScorer, JudgeSettings, write_judge_manifest
 from rewardlab.models.lm import TargetLogps, right_pad, sequence_logps
+from rewardlab.train.layers import apply_lora
 from rewardlab.types import PreferencePair
 from rewardlab.variants import Variant
 
@@ -110,17 +111,6 @@ def add_reference(rows: list[dict], model: torch.nn.Module, pad_id: int, batch_s
     return [{**r, "ref_logps": lp[i], "ref_rejected_logps": lp[n + i]} for i, r in enumerate(rows)]
 
 
-def apply_lora(model, recipe):
-    """LoRA adapters on a causal LM (``model.lora_r`` > 0); merged back before saving."""
-    from peft import LoraConfig, get_peft_model
-
-    m = recipe.model
-    targets = "all-linear" if m.lora_targets == "all-linear" else [s.strip() for s in m.lora_targets.split(",")]
-    cfg = LoraConfig(task_type="CAUSAL_LM", r=m.lora_r, lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout,
-                     target_modules=targets)
-    return get_peft_model(model, cfg)
-
-
 def fit(recipe, variant: Variant, model, tok, rows: list[dict], out: Path) -> dict:
     """Train ``model`` in place on ``rows`` with the recipe's ``train.*`` settings; return
     ``steps``, ``loss`` (mean training loss), ``examples`` and ``log_history``."""
@@ -194,7 +184,7 @@ def train_judge_model(recipe) -> dict:
     data = prepare_data(recipe)
     model, tok = load_causal_lm(base, torch.float32, recipe.model.trust_checkpoint)
     if recipe.model.lora_r:
-        model = apply_lora(model, recipe)
+        model = apply_lora(model, recipe, task_type="CAUSAL_LM")
     prompt = judge_prompt(variant.prompt)
     encoder = ChatEncoder(tok, max_length=recipe.data.max_length, min_prompt_tokens=recipe.data.min_prompt_tokens)
     rows = genrm_examples(data.train, encoder, prompt)

@@ -11,8 +11,10 @@ from rewardlab.config import ConfigError, Recipe
 log = logging.getLogger("rewardlab")
 
 
-def apply_lora(model, recipe: Recipe):
-    """Wrap ``model`` in LoRA adapters as ``model.lora_*`` and ``model.train_layers`` say; the head is trained in full."""
+def apply_lora(model, recipe: Recipe, task_type: str = "SEQ_CLS"):
+    """Wrap ``model`` in LoRA adapters as ``model.lora_*`` and ``model.train_layers`` say; a reward head
+    (``score``) is trained in full. ``task_type`` is peft's: ``SEQ_CLS`` for reward models,
+    ``CAUSAL_LM`` for judges and policies."""
     from peft import LoraConfig, get_peft_model
 
     m = recipe.model
@@ -24,7 +26,7 @@ def apply_lora(model, recipe: Recipe):
         targets = sorted({name.rsplit(".", 1)[-1] for name, mod in blocks_of(model).named_modules()
                           if isinstance(mod, torch.nn.Linear)})
     cfg = LoraConfig(
-        task_type="SEQ_CLS",
+        task_type=task_type,
         r=m.lora_r,
         lora_alpha=m.lora_alpha,
         lora_dropout=m.lora_dropout,

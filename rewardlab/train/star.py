@@ -131,7 +131,7 @@ def run_star(recipe) -> dict:
     from rewardlab.config import recipe_to_dict
     from rewardlab.models.generation import CachedBackend, make_backend
     from rewardlab.models.lm import load_causal_lm
-    from rewardlab.train.judge import apply_lora
+    from rewardlab.train.layers import apply_lora
     from rewardlab.train.run import _load_tokenizer, _write_json, prepare_data
     from rewardlab.variants import make_variant
 
@@ -169,7 +169,7 @@ def run_star(recipe) -> dict:
         if rows:
             nxt = copy.deepcopy(initial if variant.restart else model)
             if recipe.model.lora_r:
-                nxt = apply_lora(nxt, recipe)
+                nxt = apply_lora(nxt, recipe, task_type="CAUSAL_LM")
             fitted = fit(recipe, variant, nxt, tok, rows, out / f"iter-{it}")
             model = nxt.merge_and_unload() if hasattr(nxt, "merge_and_unload") else nxt
             record.update(steps=fitted["steps"], loss=fitted["loss"])

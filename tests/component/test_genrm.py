@@ -295,3 +295,18 @@ def test_dpo_implicit_reward_is_beta_times_the_log_ratio(tmp_path, tiny_judge):
     assert 0 < p.item() < 1
     with pytest.raises(ValueError, match="needs a reference"):
         DPOImplicitScorer(policy, tok, None, reduction="ratio")
+
+
+def test_judge_lora_adapts_only_the_top_blocks_asked_for(tmp_path, tiny_judge, pair_files):
+    from rewardlab.models.lm import load_causal_lm
+    from rewardlab.train.layers import apply_lora, blocks_of
+
+    rec = recipe(tmp_path, tiny_judge, pair_files, "tiny_genrm.yaml", "model.lora_r=4", "model.train_layers=1")
+    model, _ = load_causal_lm(tiny_judge)
+    n = len(blocks_of(model))
+    wrapped = apply_lora(model, rec, task_type="CAUSAL_LM")
+    adapted = {name.split(".layers.")[1].split(".")[0] for name, _ in wrapped.named_parameters() if "lora_A" in name}
+    assert adapted == {str(n - 1)}  # model.train_layers=1: the last block only
+    assert wrapped.peft_config["default"].task_type == "CAUSAL_LM"
+    trainable = {name for name, p in wrapped.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in name for name in trainable)  # no reward head to train in full
