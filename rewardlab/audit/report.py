@@ -61,10 +61,9 @@ def _probe_chart(results: Sequence[ProbeResult]) -> str | None:
     rows = [r for r in results if r.rate is not None]
     if not rows:
         return None
-    import matplotlib
+    from rewardlab.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1))
     y = list(range(len(rows)))

@@ -15,10 +15,9 @@ import numpy as np
 
 
 def plot_bon(result: dict, path: str | Path, title: str = "best-of-n") -> Path:
-    import matplotlib
+    from rewardlab.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     proxies = result["proxies"]
     has_win = "random_win_rate" in result
@@ -56,11 +55,7 @@ def plot_bon(result: dict, path: str | Path, title: str = "best-of-n") -> Path:
         ax.legend(fontsize=7)
         _n_axis(ax, result)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _n_axis(ax, result: dict) -> None:

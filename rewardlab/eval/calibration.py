@@ -43,10 +43,9 @@ def calibration(prob_chosen: np.ndarray, n_bins: int = 10) -> dict:
 def plot_reliability(calib: dict | dict[str, dict], path: str | Path, title: str = "reliability") -> Path:
     """Accuracy against confidence per bin (bars, width = bin) with the diagonal; several results
     (``{name: calibration(...)}``) are drawn side by side in one panel each."""
-    import matplotlib
+    from rewardlab.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     results = {"": calib} if "bins" in calib else calib
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 4), squeeze=False)
@@ -67,8 +66,4 @@ def plot_reliability(calib: dict | dict[str, dict], path: str | Path, title: str
         ax.set_title(f"{name + ': ' if name else ''}{title}  ECE={ece:.3f}" if ece is not None else title, fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

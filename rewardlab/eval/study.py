@@ -193,10 +193,9 @@ def plot_accuracy(results: dict[str, dict[str, dict | None]], path: str | Path, 
 
     ``results[row][column]`` is a summary from ``evaluate_pairs`` (``accuracy``, ``ci95``) or ``None``.
     """
-    import matplotlib
+    from rewardlab.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = list(results)
     columns = list(dict.fromkeys(c for r in rows for c in results[r]))
@@ -223,8 +222,4 @@ def plot_accuracy(results: dict[str, dict[str, dict | None]], path: str | Path, 
     lows = [100 * results[r][c]["ci95"][0] for r in rows for c in columns if results[r].get(c)]
     ax.set_ylim(max(0.0, min([100 * chance - 10, *lows]) - 5), 100)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
