@@ -15,8 +15,8 @@ def add_common_model_args(p) -> None:
     )
     p.add_argument("--batch-tokens", type=int, default=8192, help="token budget per forward pass")
     p.add_argument("--device", default="auto",
-                   help="where a scalar reward model or ensemble runs: auto (the GPU when there is one, else "
-                   "the CPU), cpu, cuda or cuda:N; generative judges and implicit scorers run on the CPU")
+                   help="where the model runs: auto (the GPU when there is one, else the CPU), cpu, cuda or "
+                   "cuda:N")
     p.add_argument(
         "--reduction",
         choices=["mean", "min", "mean_minus_std"],
@@ -53,8 +53,6 @@ def load_scorer(args, progress: bool = True):
     except ValueError as e:
         raise ConfigError(f"--device: {e}") from None
     if getattr(args, "judge", None) or getattr(args, "implicit", None):
-        if args.device not in ("auto", "cpu"):
-            raise ConfigError(f"--device {args.device}: --judge and --implicit scorers run on the CPU")
         return _load_generative(args)
     try:
         return load_any_scorer(
@@ -85,11 +83,12 @@ def _load_generative(args):
             from rewardlab.models.implicit import DPOImplicitScorer
 
             return DPOImplicitScorer.load(args.model, args.reference, beta=args.beta, reduction=args.implicit,
-                                          dtype=args.dtype, trust=args.trust_checkpoint, max_length=args.max_length)
+                                          dtype=args.dtype, trust=args.trust_checkpoint, max_length=args.max_length,
+                                          device=args.device)
         from rewardlab.models.judge_scorer import JudgeScorer, parse_judge_spec
 
         return JudgeScorer.load(args.model, dtype=args.dtype, trust=args.trust_checkpoint,
-                                max_length=args.max_length, **parse_judge_spec(args.judge))
+                                max_length=args.max_length, device=args.device, **parse_judge_spec(args.judge))
     except (ValueError, TypeError) as e:
         raise ConfigError(f"--judge/--implicit: {e}") from None
     except OSError as e:

@@ -119,9 +119,8 @@ def load_any_scorer(path: str | Path, dtype: str = "float32", trust: bool = Fals
     from rewardlab.models.scorer import ScalarScorer
 
     if is_judge_dir(path):  # a generative judge (rewardlab_judge.json): compare only
-        if kwargs.get("device") not in (None, "auto", "cpu"):
-            raise ValueError(f"{path}: generative judges run on the CPU; device={kwargs['device']!r} is not supported")
-        return JudgeScorer.load(path, dtype=dtype, trust=trust, max_length=kwargs.get("max_length"))
+        return JudgeScorer.load(path, dtype=dtype, trust=trust, max_length=kwargs.get("max_length"),
+                                device=kwargs.get("device"))
     if is_ensemble_dir(path):
         return EnsembleScorer.load(path, reduction, lam, dtype=dtype, trust=trust, **kwargs)
     return ScalarScorer.load(path, dtype=dtype, trust=trust, **kwargs)

@@ -64,16 +64,22 @@ class DPOImplicitScorer:
 
     @classmethod
     def load(cls, policy: str | Path, reference: str | Path | None = None, beta: float = 0.1,
-             reduction: str = "ratio", dtype: str = "float32", trust: bool = False, **kwargs) -> DPOImplicitScorer:
-        from rewardlab.models.scorer import parse_dtype
+             reduction: str = "ratio", dtype: str = "float32", trust: bool = False,
+             device: str | torch.device | None = None, **kwargs) -> DPOImplicitScorer:
+        """The implicit reward of ``policy`` against ``reference`` on ``device`` (default: the GPU when
+        there is one, else the CPU)."""
+        from rewardlab.models.scorer import parse_dtype, resolve_device
 
         if reduction not in REDUCTIONS:
             raise ValueError(f"implicit reward reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
         if reduction == "ratio" and not reference:
             raise ValueError("the 'ratio' implicit reward needs a reference model (or use 'sum' / 'mean')")
-        model, tok = load_causal_lm(policy, parse_dtype(dtype), trust)
-        ref = load_causal_lm(reference, parse_dtype(dtype), trust)[0] if reference and reduction == "ratio" else None
-        return cls(model, tok, ref, beta=beta, reduction=reduction, **kwargs)
+        device = resolve_device(device)
+        dtype = parse_dtype(dtype, device.type)
+        model, tok = load_causal_lm(policy, dtype, trust)
+        ref = load_causal_lm(reference, dtype, trust)[0] if reference and reduction == "ratio" else None
+        return cls(model.to(device), tok, ref.to(device) if ref is not None else None, beta=beta,
+                   reduction=reduction, **kwargs)
 
     def score(self, convs: Sequence[Conversation]) -> torch.Tensor:
         encs = [self.encoder.encode_conversation(c, f"conversation {i}") for i, c in enumerate(convs)]

@@ -131,18 +131,20 @@ class JudgeScorer:
 
     @classmethod
     def load(cls, path: str | Path, dtype: str = "float32", trust: bool = False, max_length: int | None = None,
-             **overrides) -> JudgeScorer:
+             device: str | torch.device | None = None, **overrides) -> JudgeScorer:
         """A judge from a directory with ``rewardlab_judge.json`` (its settings, then ``overrides``), or
-        from any causal LM (alias, directory or hub id) with ``overrides`` alone (a zero-shot judge)."""
+        from any causal LM (alias, directory or hub id) with ``overrides`` alone (a zero-shot judge).
+        ``device``: where it runs (default: the GPU when there is one, else the CPU)."""
         from rewardlab.models.lm import load_causal_lm
-        from rewardlab.models.scorer import parse_dtype
+        from rewardlab.models.scorer import parse_dtype, resolve_device
 
         raw = read_judge_manifest(path) if is_judge_dir(path) else {}
         raw.update({k: v for k, v in overrides.items() if v is not None})
         settings = JudgeSettings(**raw)  # bad settings fail before the model loads
         judge_prompt(settings.prompt)
-        model, tok = load_causal_lm(path, parse_dtype(dtype), trust)
-        return cls(model, tok, settings, max_length=max_length, path=str(path))
+        device = resolve_device(device)
+        model, tok = load_causal_lm(path, parse_dtype(dtype, device.type), trust)
+        return cls(model.to(device), tok, settings, max_length=max_length, path=str(path))
 
     @property
     def backend(self):

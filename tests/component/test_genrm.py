@@ -310,3 +310,17 @@ def test_judge_lora_adapts_only_the_top_blocks_asked_for(tmp_path, tiny_judge, p
     assert wrapped.peft_config["default"].task_type == "CAUSAL_LM"
     trainable = {name for name, p in wrapped.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in name for name in trainable)  # no reward head to train in full
+
+
+def test_judges_and_implicit_scorers_load_on_the_device_asked_for(tmp_path, tiny_judge):
+    from rewardlab.models.implicit import DPOImplicitScorer
+
+    judge = JudgeScorer.load(tiny_judge, prompt=str(PROMPT_FILE), device="cpu")
+    implicit = DPOImplicitScorer.load(tiny_judge, tiny_judge, device="cpu")
+    for model in (judge.model, implicit.policy, implicit.reference):
+        assert {p.device.type for p in model.parameters()} == {"cpu"}
+    with pytest.raises(ValueError, match="got 'tpu'"):
+        JudgeScorer.load(tiny_judge, prompt=str(PROMPT_FILE), device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            DPOImplicitScorer.load(tiny_judge, tiny_judge, device="cuda")
