@@ -97,6 +97,9 @@ class TrainConfig:
     """Padding-free batches for decoder models where they pay: on a CPU; a GPU gets length-grouped
     padded batches, which run faster there (``rewardlab.models.packing.packing_pays``). Encoders always
     pad; false pads everywhere."""
+    fork_prompts: bool = True
+    """With packing: run each pair's shared prompt once, the rejected response seeing only the prompt
+    and itself. Same rewards and gradients, fewer tokens (Bradley-Terry variants; GRM batches don't)."""
     group_by_length: bool = True
     """Batch pairs of similar length together (less padding, faster)."""
     logging_steps: int = 5

@@ -108,6 +108,30 @@ class ForkedBatch:
     def to(self, device: torch.device | str) -> ForkedBatch:
         return ForkedBatch(self.input_ids.to(device), self.position_ids.to(device), self.forks)
 
+    @property
+    def last_index(self) -> torch.Tensor:
+        """Index of the last token of every ``prompt + a`` (first ``n``), then of every ``prompt + b``
+        (next ``n``), ``(2n,)``: where the rewards of the two sides are read."""
+        ends_a = [s + p + a - 1 for s, p, a, _ in self.forks]
+        ends_b = [s + p + a + b - 1 for s, p, a, b in self.forks]
+        return torch.tensor(ends_a + ends_b, device=self.input_ids.device)
+
+
+def fork_pairs(first: Sequence[Sequence[int]], second: Sequence[Sequence[int]]) -> ForkedBatch | None:
+    """Token-id pairs forked at their common prefix (:func:`pack_forked`), or ``None`` when some pair
+    shares no first token. The prefix stops one token short of the shorter side, so both keep a token."""
+    prompts, rest_a, rest_b = [], [], []
+    for a, b in zip(first, second, strict=True):
+        limit, k = min(len(a), len(b)) - 1, 0
+        while k < limit and a[k] == b[k]:
+            k += 1
+        if k == 0:
+            return None
+        prompts.append(a[:k])
+        rest_a.append(a[k:])
+        rest_b.append(b[k:])
+    return pack_forked(prompts, rest_a, rest_b)
+
 
 def pack_forked(prompts: Sequence[Sequence[int]], first: Sequence[Sequence[int]],
                 second: Sequence[Sequence[int]]) -> ForkedBatch:

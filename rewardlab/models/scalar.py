@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from rewardlab.assets import resolve_model_path
-from rewardlab.models.packing import PackedBatch, enable_packing, packed
+from rewardlab.models.packing import ForkedBatch, PackedBatch, enable_packing, packed, packed_forks
 from rewardlab.models.safety import check_checkpoint
 
 META_KEY = "rewardlab"
@@ -106,9 +106,15 @@ def backbone_of(model: nn.Module) -> nn.Module:
     return getattr(inner, inner.base_model_prefix)
 
 
-def last_token_features(model: nn.Module, batch: PackedBatch | PaddedBatch) -> torch.Tensor:
-    """Final hidden state at each sequence's last real token, ``(n, hidden)``."""
+def last_token_features(model: nn.Module, batch: PackedBatch | ForkedBatch | PaddedBatch) -> torch.Tensor:
+    """Final hidden state at each sequence's last real token, ``(n, hidden)``; a forked batch of ``n``
+    pairs gives ``2n`` rows, the first sides then the second sides."""
     backbone = backbone_of(model)
+    if isinstance(batch, ForkedBatch):
+        with packed_forks(batch.forks):
+            h = backbone(input_ids=batch.input_ids, position_ids=batch.position_ids,
+                         use_cache=False).last_hidden_state[0]
+        return h[batch.last_index]
     if isinstance(batch, PackedBatch):
         with packed(batch.cu_seqlens):
             h = backbone(input_ids=batch.input_ids, position_ids=batch.position_ids,
@@ -122,12 +128,12 @@ def last_token_features(model: nn.Module, batch: PackedBatch | PaddedBatch) -> t
     return h[torch.arange(h.shape[0], device=h.device), last]
 
 
-def reward_forward(model: nn.Module, batch: PackedBatch | PaddedBatch) -> torch.Tensor:
-    """Rewards, ``(n,)`` float32, for a packed or padded batch."""
+def reward_forward(model: nn.Module, batch: PackedBatch | ForkedBatch | PaddedBatch) -> torch.Tensor:
+    """Rewards, ``(n,)`` float32, for a packed or padded batch (``(2n,)`` for ``n`` forked pairs)."""
     if reads_last_token(model):
         feats = last_token_features(model, batch)
         return head_of(model)(feats).squeeze(-1).float()
-    if isinstance(batch, PackedBatch):
+    if isinstance(batch, PackedBatch | ForkedBatch):
         raise ValueError("this model cannot take packed batches (encoder); use padded batches")
     return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, 0].float()
 
@@ -139,7 +145,11 @@ class RewardForward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, **_) -> torch.Tensor:
+    def forward(self, input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, forks=None,
+                **_) -> torch.Tensor:
+        if forks is not None:  # (B, 4) rows of (start, prompt, chosen, rejected): see PairCollator
+            fb = ForkedBatch(input_ids, position_ids, [tuple(f) for f in forks.tolist()])
+            return reward_forward(self.model, fb)
         if cu_seqlens is not None:
             return reward_forward(self.model, PackedBatch(input_ids, position_ids, cu_seqlens))
         return reward_forward(self.model, PaddedBatch(input_ids, attention_mask))

@@ -9,7 +9,7 @@ import torch
 
 from rewardlab.data import DataError
 from rewardlab.data.encode import ChatEncoder
-from rewardlab.models.packing import pack
+from rewardlab.models.packing import fork_pairs, pack
 from rewardlab.models.scalar import pad
 from rewardlab.types import PreferencePair
 
@@ -102,6 +102,11 @@ class PairCollator:
     response tokens of those sides); empty adds none."""
     with_reference: bool = False
     """Add ``ref_logps`` ``(2B,)`` from the cached ``ref_chosen_logps`` / ``ref_rejected_logps`` columns."""
+    fork: bool = False
+    """With ``packing`` and no ``response_mask``: run each pair's shared prefix (its prompt) once. The
+    row holds ``prefix + chosen + rejected`` per pair and the rejected side sees only the prefix and
+    itself (:func:`rewardlab.models.packing.fork_pairs`): the same rewards from fewer tokens. The batch
+    then has ``forks`` instead of ``cu_seqlens``, and ``num_tokens``, the tokens of both sides."""
 
     def __post_init__(self) -> None:
         if self.response_mask not in ("", "chosen", "both"):
@@ -109,7 +114,12 @@ class PairCollator:
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         seqs = [r["chosen_ids"] for r in rows] + [r["rejected_ids"] for r in rows]
-        if self.packing:
+        forked = fork_pairs(seqs[:len(rows)], seqs[len(rows):]) if self.fork and self.packing and not (
+            self.response_mask or self.with_reference) else None
+        if forked is not None:
+            out = {"input_ids": forked.input_ids, "position_ids": forked.position_ids,
+                   "forks": torch.tensor(forked.forks), "num_tokens": torch.tensor(sum(len(x) for x in seqs))}
+        elif self.packing:
             b = pack(seqs)
             out = {"input_ids": b.input_ids, "position_ids": b.position_ids, "cu_seqlens": b.cu_seqlens}
         else:

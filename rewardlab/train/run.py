@@ -186,7 +186,8 @@ def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData):
             False,
         )
     scorer_packing = recipe.train.packing and supports_packing(model) and packing_pays(training_device())
-    collator = PairCollator(scorer_packing, model.config.pad_token_id or 0, variant.needs_margin)
+    collator = PairCollator(scorer_packing, model.config.pad_token_id or 0, variant.needs_margin,
+                            fork=recipe.train.fork_prompts)
     return (train_ds, eval_ds, collator, RewardForward(model), encoder.stats, recipe.train.group_by_length)
 
 

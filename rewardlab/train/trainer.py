@@ -44,7 +44,9 @@ class RewardTrainer(Trainer):
         """
         mask = inputs.get("attention_mask")
         ids = inputs.get("input_ids")
-        if mask is not None:
+        if inputs.get("num_tokens") is not None:  # forked pairs: both sides, the shared prompt twice
+            n = inputs["num_tokens"]
+        elif mask is not None:
             n = mask.sum()
         elif ids is not None:
             n = ids.numel()

@@ -108,6 +108,30 @@ def test_packing_auto_packs_on_the_cpu_and_pads_on_a_gpu(llama_rm, convs, monkey
         ScalarScorer(model, tok, packing="yes")
 
 
+def test_forked_pairs_give_the_rewards_and_gradients_of_separate_sequences(llama_rm, convs):
+    from rewardlab.models.packing import fork_pairs, pack
+
+    model, tok = llama_rm
+    seqs = ScalarScorer(model, tok).encode(convs)
+    chosen, rejected = seqs[0::2], seqs[1::2]  # same prompt, two responses
+    fb = fork_pairs(chosen, rejected)
+    assert fb is not None and all(p > 1 for _, p, _, _ in fb.forks)
+    assert fb.input_ids.numel() < sum(map(len, seqs))
+    runs = []
+    for batch in (fb, pack(chosen + rejected)):
+        model.zero_grad()
+        r = reward_forward(model, batch)
+        (r * torch.linspace(-1, 1, r.numel())).sum().backward()  # a loss that weighs every reward
+        runs.append((r.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    model.zero_grad()
+    (forked, g_forked), (separate, g_separate) = runs
+    assert_close(forked, separate, **TOL)
+    assert_close(forked, unpadded(model, chosen + rejected), **TOL)
+    assert g_forked.keys() == g_separate.keys() and len(g_forked) > 5
+    for name, g in g_forked.items():  # float noise, relative to the tensor's largest gradient
+        assert (g - g_separate[name]).abs().max() <= 1e-5 * g_separate[name].abs().max() + 1e-7, name
+
+
 def test_left_padding_right_padding_and_packing_agree(llama_rm, convs):
     model, tok = llama_rm
     seqs = ScalarScorer(model, tok).encode(convs)

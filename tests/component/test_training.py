@@ -187,7 +187,9 @@ def test_tokens_seen_counts_the_tokens_of_the_batches_trained_on(tiny_llama, wor
     step = RewardTrainer.training_step
 
     def recording(self, model, inputs, *args, **kwargs):
-        seen.append(int(inputs["input_ids"].numel()))  # packed: one row, no padding
+        row = int(inputs["input_ids"].numel())  # packed: one row, no padding
+        assert row < int(inputs["num_tokens"])  # forked: each shared prompt runs once
+        seen.append(int(inputs["num_tokens"]))  # ... but both sides count, as separate sequences
         return step(self, model, inputs, *args, **kwargs)
 
     monkeypatch.setattr(RewardTrainer, "training_step", recording)
@@ -211,3 +213,16 @@ def test_train_layers_changes_only_the_top_blocks(tiny_llama, pair_files, tmp_pa
     for k in lower:
         assert torch.equal(final[k], base[k]), k
     assert any(not torch.equal(final[k], base[k]) for k in upper)
+
+
+def test_forked_prompts_train_like_separate_sequences(tiny_llama, pair_files, tmp_path):
+    forked = train(tiny_llama, pair_files, tmp_path / "forked", "train.max_steps=6", "train.logging_steps=1")
+    apart = train(tiny_llama, pair_files, tmp_path / "apart", "train.max_steps=6", "train.logging_steps=1",
+                  "train.fork_prompts=false")
+    assert losses(forked) == pytest.approx(losses(apart), rel=1e-4) and len(losses(forked)) == 6
+    assert forked["train"]["tokens_seen"] == apart["train"]["tokens_seen"]
+    assert forked["eval"]["accuracy"] == apart["eval"]["accuracy"]
+    a = load_file(tmp_path / "forked" / "final" / "model.safetensors")
+    b = load_file(tmp_path / "apart" / "final" / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-4, rtol=1e-3, msg=name)

@@ -161,3 +161,16 @@ def test_stock_attention_leaks_across_packed_sequences_when_a_cache_is_created(r
     if shift.abs().max() < 1e-6:
         pytest.skip("this transformers version keeps packed sequences apart even with a KV cache")
     assert shift.abs().max() > 1e-4
+
+
+def test_fork_pairs_splits_at_the_common_prefix_and_keeps_a_token_on_each_side():
+    from rewardlab.models.packing import fork_pairs
+
+    fb = fork_pairs([[1, 2, 3, 4], [5, 6, 7], [8, 9]], [[1, 2, 9], [5, 6, 7, 8], [8, 9]])
+    # pair 0 shares [1, 2]; pair 1: chosen is a prefix of rejected, so the fork keeps one chosen token;
+    # pair 2: identical sides still keep one token each.
+    assert fb.forks == [(0, 2, 2, 1), (5, 2, 1, 2), (10, 1, 1, 1)]
+    assert fb.input_ids.tolist() == [[1, 2, 3, 4, 9, 5, 6, 7, 7, 8, 8, 9, 9]]
+    assert fb.position_ids.tolist() == [[0, 1, 2, 3, 2, 0, 1, 2, 2, 3, 0, 1, 1]]
+    assert fb.last_index.tolist() == [3, 7, 11, 4, 9, 12]  # chosen ends, then rejected ends
+    assert fork_pairs([[1, 2]], [[3, 2]]) is None  # nothing shared: not forkable
