@@ -85,14 +85,17 @@ def step_timer(trainer_cls, log: list):
     """Record ``(seconds, real tokens)`` of every ``training_step`` (forward + backward) of ``trainer_cls``.
 
     Instrumentation only: the wrapped method runs unchanged. Real tokens: the attention mask's sum for
-    padded batches, the packed row's length otherwise."""
+    padded batches, ``num_tokens`` (both sides) for forked pairs, the packed row's length otherwise."""
     original = trainer_cls.training_step
 
     def timed(self, model, inputs, *args, **kwargs):
         start = time.perf_counter()
         out = original(self, model, inputs, *args, **kwargs)
         mask = inputs.get("attention_mask")
-        tokens = int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
+        if inputs.get("num_tokens") is not None:  # forked pairs: the shared prompt counts for both sides
+            tokens = int(inputs["num_tokens"])
+        else:
+            tokens = int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
         log.append((time.perf_counter() - start, tokens))
         return out
 
