@@ -117,16 +117,15 @@ class ForkedBatch:
         return torch.tensor(ends_a + ends_b, device=self.input_ids.device)
 
 
-def fork_pairs(first: Sequence[Sequence[int]], second: Sequence[Sequence[int]]) -> ForkedBatch | None:
-    """Token-id pairs forked at their common prefix (:func:`pack_forked`), or ``None`` when some pair
-    shares no first token. The prefix stops one token short of the shorter side, so both keep a token."""
+def fork_pairs(first: Sequence[Sequence[int]], second: Sequence[Sequence[int]]) -> ForkedBatch:
+    """Token-id pairs forked at their common prefix (:func:`pack_forked`). The prefix stops one token
+    short of the shorter side, so both keep a token; a pair sharing no first token (its prompt cut
+    differently on each side, say) is simply two sequences in a row."""
     prompts, rest_a, rest_b = [], [], []
     for a, b in zip(first, second, strict=True):
         limit, k = min(len(a), len(b)) - 1, 0
         while k < limit and a[k] == b[k]:
             k += 1
-        if k == 0:
-            return None
         prompts.append(a[:k])
         rest_a.append(a[k:])
         rest_b.append(b[k:])
@@ -136,13 +135,13 @@ def fork_pairs(first: Sequence[Sequence[int]], second: Sequence[Sequence[int]]) 
 def pack_forked(prompts: Sequence[Sequence[int]], first: Sequence[Sequence[int]],
                 second: Sequence[Sequence[int]]) -> ForkedBatch:
     """Pack ``prompt + first + second`` per pair; ``second`` takes the positions ``first`` would have.
-    Every prompt and response must be non-empty."""
+    Both responses must be non-empty; an empty prompt makes the pair two plain sequences in a row."""
     if not prompts:
         raise ValueError("cannot pack an empty list of pairs")
     ids, pos, forks, start = [], [], [], 0
     for i, (p, a, b) in enumerate(zip(prompts, first, second, strict=True)):
-        if not (p and a and b):
-            raise ValueError(f"pair {i}: prompt and both responses need at least one token")
+        if not (a and b):
+            raise ValueError(f"pair {i}: both responses need at least one token")
         ids += [*p, *a, *b]
         pos += [*range(len(p) + len(a)), *range(len(p), len(p) + len(b))]
         forks.append((start, len(p), len(a), len(b)))

@@ -114,9 +114,8 @@ class PairCollator:
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         seqs = [r["chosen_ids"] for r in rows] + [r["rejected_ids"] for r in rows]
-        forked = fork_pairs(seqs[:len(rows)], seqs[len(rows):]) if self.fork and self.packing and not (
-            self.response_mask or self.with_reference) else None
-        if forked is not None:
+        if self.fork and self.packing and not (self.response_mask or self.with_reference):
+            forked = fork_pairs(seqs[:len(rows)], seqs[len(rows):])
             out = {"input_ids": forked.input_ids, "position_ids": forked.position_ids,
                    "forks": torch.tensor(forked.forks), "num_tokens": torch.tensor(sum(len(x) for x in seqs))}
         elif self.packing:

@@ -114,8 +114,11 @@ def test_forked_pairs_give_the_rewards_and_gradients_of_separate_sequences(llama
     model, tok = llama_rm
     seqs = ScalarScorer(model, tok).encode(convs)
     chosen, rejected = seqs[0::2], seqs[1::2]  # same prompt, two responses
+    chosen.append(seqs[0][1:])  # and a pair whose sides share no first token (prompts cut unequally)
+    rejected.append(seqs[1])
     fb = fork_pairs(chosen, rejected)
-    assert fb is not None and all(p > 1 for _, p, _, _ in fb.forks)
+    assert [p > 1 for _, p, _, _ in fb.forks] == [True] * (len(chosen) - 1) + [False]
+    assert fb.forks[-1][1] == 0
     assert fb.input_ids.numel() < sum(map(len, seqs))
     runs = []
     for batch in (fb, pack(chosen + rejected)):

@@ -173,4 +173,5 @@ def test_fork_pairs_splits_at_the_common_prefix_and_keeps_a_token_on_each_side()
     assert fb.input_ids.tolist() == [[1, 2, 3, 4, 9, 5, 6, 7, 7, 8, 8, 9, 9]]
     assert fb.position_ids.tolist() == [[0, 1, 2, 3, 2, 0, 1, 2, 2, 3, 0, 1, 1]]
     assert fb.last_index.tolist() == [3, 7, 11, 4, 9, 12]  # chosen ends, then rejected ends
-    assert fork_pairs([[1, 2]], [[3, 2]]) is None  # nothing shared: not forkable
+    apart = fork_pairs([[1, 2]], [[3, 2, 5]])  # nothing shared: two plain sequences in a row
+    assert apart.forks == [(0, 0, 2, 3)] and apart.position_ids.tolist() == [[0, 1, 0, 1, 2]]
