@@ -236,7 +236,7 @@ def packing_pays(device: torch.device | str) -> bool:
     On a CPU the linear layers dominate and packing spares them all padding. On a GPU the attention
     here runs one SDPA call per sequence and layer, and those small kernels dominate: scoring 512 HH
     pairs with the SmolLM2 RM on an H200, packed rows ran at 0.83x the naive padded loop and
-    length-sorted padded batches at 2.81x (``benchmarks/results/score_trained_h200_bt8192.json``).
+    length-sorted padded batches at 2.81x (``benchmarks/results/score_trained_h200.json``).
     """
     return torch.device(device).type == "cpu"
 

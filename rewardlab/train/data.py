@@ -9,8 +9,8 @@ import torch
 
 from rewardlab.data import DataError
 from rewardlab.data.encode import ChatEncoder
-from rewardlab.models.packing import fork_pairs, pack
-from rewardlab.models.scalar import pad
+from rewardlab.models.packing import fork_pairs, pack, packing_pays, supports_packing
+from rewardlab.models.scalar import pad, unwrap
 from rewardlab.types import PreferencePair
 
 
@@ -88,6 +88,14 @@ class LengthGroupedSampler(torch.utils.data.Sampler[int]):
 
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         return iter(get_length_grouped_indices(self.lengths, self.group_size, generator=g))
+
+
+def training_packs(model: torch.nn.Module, wanted: bool = True) -> bool:
+    """Whether training batches are packed rows: ``wanted`` (``train.packing``), a model that can
+    take them, and a training device where they pay (a CPU, not a GPU: ``packing_pays``)."""
+    from accelerate import PartialState
+
+    return wanted and supports_packing(unwrap(model)) and packing_pays(PartialState().device)
 
 
 @dataclass

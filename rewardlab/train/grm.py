@@ -14,9 +14,8 @@ import time
 import torch
 
 from rewardlab.models.grm import GRMForward, pair_response_logps
-from rewardlab.models.packing import packing_pays, supports_packing
 from rewardlab.models.scalar import unwrap
-from rewardlab.train.data import PairCollator
+from rewardlab.train.data import PairCollator, training_packs
 from rewardlab.variants import Variant
 
 log = logging.getLogger("rewardlab")
@@ -54,7 +53,7 @@ def lm_datasets(recipe, variant: Variant, model: torch.nn.Module, train_ds, eval
     Trainer drives, for a variant with ``has_lm_head``. Returns ``(train, eval, collator, module)``."""
     from accelerate import PartialState
 
-    packing = recipe.train.packing and supports_packing(unwrap(model)) and packing_pays(PartialState().device)
+    packing = training_packs(model, recipe.train.packing)
     if variant.needs_reference:
         model.to(PartialState().device)  # where the Trainer will train it
         from rewardlab.precision import resolve_dtype

@@ -32,7 +32,6 @@ from rewardlab.config import ConfigError, Recipe, recipe_to_dict
 from rewardlab.data import load_pairs, split_pairs
 from rewardlab.data.encode import ChatEncoder
 from rewardlab.eval.pairwise import evaluate_pairs, write_results
-from rewardlab.models.packing import packing_pays, supports_packing
 from rewardlab.models.scalar import (
     HeadConfig,
     RewardForward,
@@ -50,6 +49,7 @@ from rewardlab.train.data import (
     PairCollator,
     require_margins,
     tokenize_pairs,
+    training_packs,
 )
 from rewardlab.train.layers import apply_lora, freeze_lower_layers
 from rewardlab.train.trainer import RewardTrainer, pair_metrics
@@ -185,17 +185,9 @@ def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData):
             encoder.stats,
             False,
         )
-    scorer_packing = recipe.train.packing and supports_packing(model) and packing_pays(training_device())
-    collator = PairCollator(scorer_packing, model.config.pad_token_id or 0, variant.needs_margin,
-                            fork=recipe.train.fork_prompts)
+    collator = PairCollator(training_packs(model, recipe.train.packing), model.config.pad_token_id or 0,
+                            variant.needs_margin, fork=recipe.train.fork_prompts)
     return (train_ds, eval_ds, collator, RewardForward(model), encoder.stats, recipe.train.group_by_length)
-
-
-def training_device() -> torch.device:
-    """The device the Trainer trains on in this process (accelerate's choice)."""
-    from accelerate import PartialState
-
-    return PartialState().device
 
 
 def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict:
