@@ -92,7 +92,8 @@ class TrainConfig:
     """Seed for initialisation, data order and the held-out split."""
     dtype: str = "float32"
     """Training precision: float32, bfloat16 (mixed precision, weights kept in fp32), or auto (bfloat16
-    where the hardware computes it natively, float32 elsewhere; see ``rewardlab.precision``)."""
+    where a short matmul measurement on the training device says it is faster, cached per machine;
+    float32 elsewhere; see ``rewardlab dtype``). metrics.json's train.dtype names the one used."""
     packing: bool = True
     """Padding-free batches for decoder models where they pay: on a CPU; a GPU gets length-grouped
     padded batches, which run faster there (``rewardlab.models.packing.packing_pays``). Encoders always

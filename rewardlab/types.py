@@ -92,6 +92,8 @@ class Scorer(Protocol):
 
     is_generative: bool
     """True when ``compare`` is native (a judge) and ``score`` may be undefined."""
+    dtype: torch.dtype
+    """The dtype the model's matmuls compute in: what ``auto`` resolved to, for provenance and ``/health``."""
 
     def score(self, convs: Sequence[Conversation]) -> torch.Tensor:
         """Scalar rewards, shape ``(n,)``, for whole conversations (the last turn is the judged response)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def add_scorer_args(p) -> None:
     p.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16"],
-                   help="inference precision; auto = bfloat16 where this CPU computes it natively, else float32")
+                   help="inference precision; auto = bfloat16 where a measurement on the device says it is faster "
+                   "(see rewardlab dtype), else float32")
     p.add_argument("--max-length", type=int, default=None,
                    help="truncate each (prompt, candidate) to this many tokens (default: never; too long is an error)")
     p.add_argument("--batch-tokens", type=int, default=8192, help="token budget per forward pass")

@@ -6,7 +6,8 @@ from __future__ import annotations
 def add_common_model_args(p) -> None:
     p.add_argument("--model", required=True, help="trained reward model directory")
     p.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16"],
-                   help="inference precision; auto = bfloat16 where the device computes it natively, else float32")
+                   help="inference precision; auto = bfloat16 where a measurement on the device says it is faster "
+                   "(see rewardlab dtype), else float32")
     p.add_argument(
         "--max-length",
         type=int,
@@ -150,10 +151,10 @@ def run(args) -> int:
     summary, rows = evaluate_pairs(scorer, pairs)
     summary["data"] = report.to_dict()
     summary["model"] = args.model
-    from rewardlab.eval.provenance import provenance
+    from rewardlab.eval.provenance import dtype_of, provenance
 
     summary["provenance"] = provenance({"model": args.model}, {"data": args.data}, 0, {"model": scorer},
-                                       batch_tokens=args.batch_tokens, dtype=args.dtype)
+                                       batch_tokens=args.batch_tokens, dtype=dtype_of(scorer))
     out, per_pair = write_results(summary, rows, args.out)
     keys = ("accuracy", "n", "ties", "ci95", "order_consistency", "unparseable")
     print(json.dumps({k: summary[k] for k in keys if k in summary}))

@@ -9,8 +9,8 @@ import sys
 
 from rewardlab import __version__
 
-VERBS = ("train", "eval", "score", "export", "variants", "assets", "star", "audit", "serve", "rewardbench", "suite",
-         "bon", "sample")
+VERBS = ("train", "eval", "score", "export", "variants", "assets", "dtype", "star", "audit", "serve", "rewardbench",
+         "suite", "bon", "sample")
 
 
 def build_parser() -> argparse.ArgumentParser:

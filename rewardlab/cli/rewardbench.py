@@ -43,7 +43,7 @@ def run(args) -> int:
     from rewardlab.data import load_pairs
     from rewardlab.eval.calibration import plot_reliability
     from rewardlab.eval.pairwise import write_results
-    from rewardlab.eval.provenance import provenance
+    from rewardlab.eval.provenance import dtype_of, provenance
     from rewardlab.eval.rewardbench import format_table
     from rewardlab.eval.suite import evaluate_set
 
@@ -52,7 +52,7 @@ def run(args) -> int:
     summary, rows = evaluate_set(scorer, pairs, seed=args.seed, rewardbench=True)
     summary["data"] = report.to_dict()
     summary["provenance"] = provenance({"model": args.model}, {"data": args.data}, args.seed, {"model": scorer},
-                                       batch_tokens=args.batch_tokens, dtype=args.dtype)
+                                       batch_tokens=args.batch_tokens, dtype=dtype_of(scorer))
     out, per_pair = write_results(summary, rows, args.out)
     plot = plot_reliability(summary["calibration"], Path(out).with_name(Path(out).stem + ".reliability.png"),
                             title="P(chosen > rejected)")

@@ -62,7 +62,7 @@ def run(args) -> int:
     def factory(path: str):
         return lambda: load_scorer(argparse.Namespace(**{**vars(args), "model": path}))
 
-    prov = provenance(models, data_specs, args.seed, batch_tokens=args.batch_tokens, dtype=args.dtype,
+    prov = provenance(models, data_specs, args.seed, batch_tokens=args.batch_tokens,
                       max_length=args.max_length)
     doc = run_suite({n: factory(p) for n, p in models.items()}, datasets, args.out, seed=args.seed, provenance=prov)
     print(doc["table"])

@@ -30,9 +30,14 @@ def run(args) -> int:
     metrics = train_reward_model(recipe)
     if not _is_main_process():  # under accelerate launch / torchrun, process 0 reports
         return 0
+    tr = metrics["train"]
+    if tr.get("dtype_auto"):
+        from rewardlab.precision import AutoChoice
+
+        print(AutoChoice(**tr["dtype_auto"]).describe())
     print(
-        f"trained {metrics['variant']} on {metrics['train']['pairs']} pairs in {metrics['train']['steps']} steps "
-        f"({metrics['train_seconds']:.0f} s), final training loss {metrics['train']['loss']:.4f}"
+        f"trained {metrics['variant']} on {tr['pairs']} pairs in {tr['steps']} steps "
+        f"({metrics['train_seconds']:.0f} s, {tr.get('dtype', 'float32')}), final training loss {tr['loss']:.4f}"
     )
     if "eval" in metrics:
         e = metrics["eval"]

@@ -1,5 +1,5 @@
 """What every results JSON records so a number can be traced and rerun: model, data hash, template,
-rewardlab version, seed."""
+the dtype each model computed in, rewardlab version, seed."""
 
 from __future__ import annotations
 
@@ -38,9 +38,18 @@ def template_of(scorer) -> dict:
             "max_length": getattr(enc, "max_length", None)}
 
 
+def dtype_of(scorer) -> str:
+    """The dtype a scorer computed in, by name (``auto`` resolved: what it loaded as)."""
+    from rewardlab.precision import dtype_name
+
+    return dtype_name(scorer.dtype)
+
+
 def provenance(models: dict[str, str], data: dict[str, str], seed: int, scorers: dict | None = None,
                **extra) -> dict:
-    """The ``provenance`` block of a results JSON. ``models`` and ``data`` map a name to a path or id."""
+    """The ``provenance`` block of a results JSON. ``models`` and ``data`` map a name to a path or id;
+    ``scorers`` maps a name to its loaded Scorer: their chat templates (``templates``) and the dtype each
+    computed in (``dtypes``, never ``auto``) are recorded."""
     import torch
     import transformers
 
@@ -57,5 +66,6 @@ def provenance(models: dict[str, str], data: dict[str, str], seed: int, scorers:
     }
     if scorers:
         out["templates"] = {name: template_of(s) for name, s in scorers.items()}
+        out["dtypes"] = {name: dtype_of(s) for name, s in scorers.items()}
     out.update(extra)
     return out

@@ -66,7 +66,7 @@ def run_suite(models: dict[str, Callable[[], Scorer]], datasets: dict[str, Seque
     once per model (one model in memory at a time)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    from rewardlab.eval.provenance import template_of
+    from rewardlab.eval.provenance import dtype_of, template_of
 
     results: dict[str, dict[str, dict]] = {}
     calib: dict[str, dict] = {}
@@ -74,6 +74,7 @@ def run_suite(models: dict[str, Callable[[], Scorer]], datasets: dict[str, Seque
     for mname, factory in models.items():
         scorer = factory()
         provenance.setdefault("templates", {})[mname] = template_of(scorer)
+        provenance.setdefault("dtypes", {})[mname] = dtype_of(scorer)
         results[mname] = {}
         for dname, pairs in datasets.items():
             summary, rows = evaluate_set(scorer, pairs, seed=seed)

@@ -73,6 +73,11 @@ class EnsembleScorer(PairScoringMixin):
     def encoder(self):
         return self.members[0].encoder
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the members' matmuls run in (they load with one ``dtype``)."""
+        return self.members[0].dtype
+
     def _check_length(self, ids, where: str) -> None:
         for m in self.members:
             m._check_length(ids, where)

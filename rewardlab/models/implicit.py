@@ -75,11 +75,16 @@ class DPOImplicitScorer:
         if reduction == "ratio" and not reference:
             raise ValueError("the 'ratio' implicit reward needs a reference model (or use 'sum' / 'mean')")
         device = resolve_device(device)
-        dtype = parse_dtype(dtype, device.type)
+        dtype = parse_dtype(dtype, device)
         model, tok = load_causal_lm(policy, dtype, trust)
         ref = load_causal_lm(reference, dtype, trust)[0] if reference and reduction == "ratio" else None
         return cls(model.to(device), tok, ref.to(device) if ref is not None else None, beta=beta,
                    reduction=reduction, **kwargs)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the policy computes in (``auto`` resolved when it loaded)."""
+        return next(self.policy.parameters()).dtype
 
     def score(self, convs: Sequence[Conversation]) -> torch.Tensor:
         encs = [self.encoder.encode_conversation(c, f"conversation {i}") for i, c in enumerate(convs)]

@@ -143,8 +143,13 @@ class JudgeScorer:
         settings = JudgeSettings(**raw)  # bad settings fail before the model loads
         judge_prompt(settings.prompt)
         device = resolve_device(device)
-        model, tok = load_causal_lm(path, parse_dtype(dtype, device.type), trust)
+        model, tok = load_causal_lm(path, parse_dtype(dtype, device), trust)
         return cls(model.to(device), tok, settings, max_length=max_length, path=str(path))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the judge computes in (``auto`` resolved when it loaded)."""
+        return next(self.model.parameters()).dtype
 
     @property
     def backend(self):

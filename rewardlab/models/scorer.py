@@ -33,8 +33,9 @@ def for_scoring(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     return bf16_matmuls(model, keep=[head_of(model), lm_head])
 
 
-def parse_dtype(name: str | torch.dtype, device: str = "cpu") -> torch.dtype:
-    """A dtype from its name; ``auto`` is bfloat16 where ``device`` computes it natively, else float32."""
+def parse_dtype(name: str | torch.dtype, device: str | torch.device = "cpu") -> torch.dtype:
+    """A dtype from its name; ``auto`` is bfloat16 where a measurement on ``device`` says it is faster,
+    else float32 (:func:`rewardlab.precision.auto_choice`)."""
     return resolve_dtype(name, device)
 
 
@@ -137,11 +138,11 @@ class ScalarScorer(PairScoringMixin):
     def load(cls, path: str | Path, dtype: str | torch.dtype = "float32", trust: bool = False,
              device: str | torch.device | None = None, **kwargs) -> ScalarScorer:
         """Load a reward-model directory onto ``device`` (default: CUDA when there is one, else CPU)
-        to score in ``dtype`` (``auto``: bfloat16 where ``device`` computes it natively)."""
+        to score in ``dtype`` (``auto``: bfloat16 where a measurement on ``device`` says it is faster)."""
         from transformers import AutoTokenizer
 
         device = resolve_device(device)
-        dtype = parse_dtype(dtype, device.type)
+        dtype = parse_dtype(dtype, device)
         model = load_reward_model(path, torch.float32 if dtype == torch.bfloat16 else dtype, trust=trust)
         tok = AutoTokenizer.from_pretrained(str(path))
         return cls(for_scoring(model, dtype).to(device), tok, **kwargs)

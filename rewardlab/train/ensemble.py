@@ -30,7 +30,8 @@ def train_ensemble(recipe: Recipe) -> dict:
     """Train the members, write ``ensemble.json`` and ``metrics.json``; evaluate the ensemble on the
     held-out pairs (``eval.json``). The metrics hold ``output_dir``, ``final_model`` (the ensemble
     directory), ``variant``, ``members`` (each member's metrics), ``train_seconds`` (summed), ``train``
-    (``pairs``, ``steps`` and ``loss`` averaged over members), ``recipe`` and, with held-out pairs,
+    (``pairs``, ``steps`` and ``loss`` averaged over members, ``dtype`` and ``dtype_auto`` as in a
+    member's), ``recipe`` and, with held-out pairs,
     ``eval`` of the ensemble."""
     from rewardlab.eval.pairwise import evaluate_pairs, write_results
     from rewardlab.train.run import _write_json, prepare_data, train_reward_model
@@ -56,13 +57,14 @@ def train_ensemble(recipe: Recipe) -> dict:
             "pairs": members[0]["train"]["pairs"],
             "steps": members[0]["train"]["steps"],
             "loss": sum(m["train"]["loss"] for m in members) / k,
+            "dtype": members[0]["train"]["dtype"],
+            "dtype_auto": members[0]["train"]["dtype_auto"],
         },
         "recipe": recipe_to_dict(recipe),
     }
     if data.eval and _is_main_process():
-        dtype = t.dtype  # "auto" resolves by hardware, as in training
-        scorer = EnsembleScorer.load(out, dtype=dtype, max_length=recipe.data.max_length,
-                                     batch_tokens=t.feature_batch_tokens)
+        scorer = EnsembleScorer.load(out, dtype=metrics["train"]["dtype"],  # the dtype the members trained in
+                                     max_length=recipe.data.max_length, batch_tokens=t.feature_batch_tokens)
         summary, rows = evaluate_pairs(scorer, data.eval, seed=t.seed)
         summary["members"] = [m.get("eval", {}).get("accuracy") for m in members]
         write_results(summary, rows, out / "eval.json")

@@ -48,17 +48,18 @@ def _without_identity_adapters(model: torch.nn.Module):
     return model.disable_adapter()
 
 
-def lm_datasets(recipe, variant: Variant, model: torch.nn.Module, train_ds, eval_ds):
+def lm_datasets(recipe, variant: Variant, model: torch.nn.Module, train_ds, eval_ds, dtype: torch.dtype):
     """Datasets (with the reference cache when the variant needs one), collator and the module the
-    Trainer drives, for a variant with ``has_lm_head``. Returns ``(train, eval, collator, module)``."""
+    Trainer drives, for a variant with ``has_lm_head``. Returns ``(train, eval, collator, module)``.
+
+    ``dtype``: the training dtype (``train.dtype`` resolved for the training device); the reference pass
+    runs under the same autocast as training."""
     from accelerate import PartialState
 
     packing = training_packs(model, recipe.train.packing)
     if variant.needs_reference:
         model.to(PartialState().device)  # where the Trainer will train it
-        from rewardlab.precision import resolve_dtype
-
-        autocast = torch.bfloat16 if resolve_dtype(recipe.train.dtype) == torch.bfloat16 else None
+        autocast = torch.bfloat16 if dtype == torch.bfloat16 else None
         start = time.perf_counter()
         kw = {"batch_tokens": recipe.train.feature_batch_tokens, "packing": packing, "autocast_dtype": autocast}
         train_ds = add_reference_logps(train_ds, model, **kw)

@@ -113,20 +113,22 @@ def add_reference(rows: list[dict], model: torch.nn.Module, pad_id: int, batch_s
 
 def fit(recipe, variant: Variant, model, tok, rows: list[dict], out: Path) -> dict:
     """Train ``model`` in place on ``rows`` with the recipe's ``train.*`` settings; return
-    ``steps``, ``loss`` (mean training loss), ``examples`` and ``log_history``."""
-    from rewardlab.train.run import training_args
+    ``steps``, ``loss`` (mean training loss), ``examples``, ``log_history`` and ``dtype`` / ``dtype_auto``
+    (what training computed in, see :func:`rewardlab.train.run.precision_metrics`)."""
+    from rewardlab.train.run import precision_metrics, training_args, training_dtype
 
     if variant.needs_reference:
         rows = add_reference(rows, model, tok.pad_token_id or 0, recipe.train.batch_size)
     random.Random(recipe.train.seed).shuffle(rows)
     module = TargetLogps(model)
-    args = training_args(recipe, out, False, False)
+    dtype = training_dtype(recipe)
+    args = training_args(recipe, out, False, False, dtype)
     trainer = JudgeTrainer(model=module, args=args, train_dataset=rows, data_collator=JudgeCollator(tok.pad_token_id or 0),
                            variant=variant)
     result = trainer.train()
     model.eval()
     return {"examples": len(rows), "steps": result.global_step, "loss": result.training_loss,
-            "log_history": trainer.state.log_history}
+            "log_history": trainer.state.log_history, **precision_metrics(recipe, dtype)}
 
 
 def save_judge(model, tok, settings: JudgeSettings, path: Path) -> Path:
@@ -198,7 +200,7 @@ def train_judge_model(recipe) -> dict:
     metrics = {"output_dir": str(out), "final_model": str(final), "variant": variant.name, "processes": 1,
                "train_seconds": round(seconds, 2),
                "train": {"pairs": len(data.train), "steps": stats["steps"], "loss": stats["loss"],
-                         "examples": stats["examples"]},
+                         "examples": stats["examples"], "dtype": stats["dtype"], "dtype_auto": stats["dtype_auto"]},
                "log_history": stats["log_history"], "data": data.reports, "truncation": encoder.stats.to_dict(),
                "recipe": recipe_to_dict(recipe)}
     if data.eval:

@@ -41,7 +41,7 @@ from rewardlab.models.scalar import (
     unwrap,
 )
 from rewardlab.models.scorer import ScalarScorer
-from rewardlab.precision import resolve_dtype
+from rewardlab.precision import auto_choice, dtype_name, resolve_dtype
 from rewardlab.train.data import (
     FeatureCollator,
     FeatureDataset,
@@ -100,8 +100,28 @@ def latest_checkpoint(ckpt_dir: Path) -> str | None:
     return str(max(done, key=lambda p: int(p.name.split("-")[-1])))
 
 
-def training_args(recipe: Recipe, out: Path, has_eval: bool, group_by_length: bool) -> TrainingArguments:
+def training_device() -> torch.device:
+    """Where this process trains: its GPU when there is one (the Trainer's choice), else the CPU."""
+    from accelerate import PartialState
+
+    return PartialState().device if torch.cuda.is_available() else torch.device("cpu")
+
+
+def training_dtype(recipe: Recipe) -> torch.dtype:
+    """What ``train.dtype`` means on :func:`training_device`; ``auto`` is measured there (once per machine,
+    see :func:`rewardlab.precision.auto_choice`). Every process calls it: the first process of each
+    machine measures and caches while the others wait, then they read its answer, so all agree."""
+    from accelerate import PartialState
+
+    with PartialState().local_main_process_first():
+        return resolve_dtype(recipe.train.dtype, training_device())
+
+
+def training_args(recipe: Recipe, out: Path, has_eval: bool, group_by_length: bool,
+                  dtype: torch.dtype | None = None) -> TrainingArguments:
+    """The Trainer's arguments; ``dtype``: the resolved training dtype (default :func:`training_dtype`)."""
     t = recipe.train
+    dtype = dtype or training_dtype(recipe)
     return TrainingArguments(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=t.batch_size,
@@ -115,7 +135,7 @@ def training_args(recipe: Recipe, out: Path, has_eval: bool, group_by_length: bo
         max_steps=t.max_steps or -1,
         seed=t.seed,
         data_seed=t.seed,
-        bf16=resolve_dtype(t.dtype, "cuda" if torch.cuda.is_available() else "cpu") == torch.bfloat16,
+        bf16=dtype == torch.bfloat16,
         logging_steps=t.logging_steps,
         logging_first_step=True,
         eval_strategy="steps" if (has_eval and t.eval_steps) else "no",
@@ -147,7 +167,7 @@ def _load_tokenizer(recipe: Recipe) -> tuple[str, object]:
     return base, tok
 
 
-def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData):
+def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData, dtype: torch.dtype):
     """Train/eval datasets, collator, the module the Trainer drives, and the encoder stats."""
     d = recipe.data
     encoder = ChatEncoder(tok, max_length=d.max_length, min_prompt_tokens=d.min_prompt_tokens)
@@ -156,7 +176,7 @@ def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData):
     if variant.has_lm_head:
         from rewardlab.train.grm import lm_datasets
 
-        train_ds, eval_ds, collator, module = lm_datasets(recipe, variant, model, train_ds, eval_ds)
+        train_ds, eval_ds, collator, module = lm_datasets(recipe, variant, model, train_ds, eval_ds, dtype)
         return (train_ds, eval_ds, collator, module, encoder.stats, recipe.train.group_by_length)
     if variant.frozen_backbone:
         scorer = ScalarScorer(
@@ -203,14 +223,17 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     - ``output_dir``, ``final_model`` (the ``final/`` directory), ``variant``, ``processes``;
     - ``resumed_from``: the checkpoint this run continued from, or null;
     - ``train_seconds``: wall time of this process's training loop;
-    - ``train``: ``pairs``, ``steps`` (optimizer steps), ``loss`` (mean training loss), ``tokens``
+    - ``train``: ``pairs``, ``steps`` (optimizer steps), ``loss`` (mean training loss), ``dtype`` (what
+      training computed in: ``auto`` resolved), ``dtype_auto`` (with ``auto``: the measurement that chose
+      it, see :class:`rewardlab.precision.AutoChoice`; else null), ``tokens``
       (of the tokenized training pairs; null for cached frozen-backbone features), ``tokens_seen`` (real
       tokens of every training batch, over all processes, epochs and resumed runs) and ``tokens_per_s``
       (tokens seen by this run / ``train_seconds``), both null for cached features;
     - ``log_history``: the Trainer's log, one entry per ``train.logging_steps`` (``loss``,
       ``grad_norm``, ``learning_rate``, ``epoch``, ``step``), plus ``eval_*`` entries with ``eval_steps``;
     - ``data``: the load report of each split; ``truncation``: what truncation did;
-    - ``recipe``: every recipe key as used;
+    - ``recipe``: every recipe key as given (``train.dtype`` may say ``auto``: ``train.dtype`` above says
+      what it became);
     - ``eval`` (with held-out pairs): ``accuracy`` (ties count half), ``accuracy_ties_as_loss``,
       ``n``, ``ties``, ``ci95``, ``per_subset``; the same is written to ``eval.json``.
     """
@@ -231,8 +254,10 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     if variant.needs_margin:  # before the model loads: fail fast, with one clear line
         require_margins(data.train, variant.name, recipe.data.train)
     model = _build_model(recipe, base, tok)
-    train_ds, eval_ds, collator, module, stats, grouped = _datasets(recipe, variant, model, tok, data)
-    args = training_args(recipe, out, eval_ds is not None, grouped)
+    dtype = training_dtype(recipe)
+    log.info("training in %s%s", dtype_name(dtype), " mixed precision" if dtype == torch.bfloat16 else "")
+    train_ds, eval_ds, collator, module, stats, grouped = _datasets(recipe, variant, model, tok, data, dtype)
+    args = training_args(recipe, out, eval_ds is not None, grouped, dtype)
     trainer = RewardTrainer(
         model=module,
         args=args,
@@ -249,11 +274,12 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.perf_counter() - start
     metrics = _metrics(recipe, trainer, result, train_ds, data, stats, resume, train_seconds)
+    metrics["train"].update(precision_metrics(recipe, dtype))
     whole = gathered_model(trainer, model, lambda: _build_model(recipe, base, tok))
     if whole is not None:  # process 0
         final = save_reward_model(whole, tok, out / "final", merge=recipe.model.merge_lora, base_model=base)
         if data.eval:
-            metrics["eval"] = _final_eval(final, data.eval, out, recipe)
+            metrics["eval"] = _final_eval(final, data.eval, out, recipe, dtype)
         _write_json(out / "metrics.json", metrics)
     trainer.accelerator.wait_for_everyone()
     return metrics
@@ -282,6 +308,13 @@ def _metrics(recipe, trainer, result, train_ds, data, stats, resume, seconds) ->
         "truncation": stats.to_dict(),
         "recipe": recipe_to_dict(recipe),
     }
+
+
+def precision_metrics(recipe: Recipe, dtype: torch.dtype) -> dict:
+    """``dtype``: what training computed in; ``dtype_auto``: what ``auto`` measured (null when a dtype
+    was named)."""
+    auto = auto_choice(training_device()).to_dict() if recipe.train.dtype == "auto" else None
+    return {"dtype": dtype_name(dtype), "dtype_auto": auto}
 
 
 def _tokens_seen(trainer, seconds: float, tokenized: bool) -> dict:
@@ -348,10 +381,10 @@ def _write_json(path: Path, obj: dict) -> None:
     tmp.replace(path)
 
 
-def _final_eval(final: Path, pairs: list[PreferencePair], out: Path, recipe: Recipe) -> dict:
-    scorer = ScalarScorer.load(  # on the GPU when there is one; dtype "auto" resolves for that device
+def _final_eval(final: Path, pairs: list[PreferencePair], out: Path, recipe: Recipe, dtype: torch.dtype) -> dict:
+    scorer = ScalarScorer.load(  # on the GPU when there is one, as training was, in the dtype it trained in
         final,
-        dtype=recipe.train.dtype,
+        dtype=dtype,
         max_length=recipe.data.max_length,
         batch_tokens=recipe.train.feature_batch_tokens,
         progress=True,

@@ -132,7 +132,13 @@ def run_star(recipe) -> dict:
     from rewardlab.models.generation import CachedBackend, make_backend
     from rewardlab.models.lm import load_causal_lm
     from rewardlab.train.layers import apply_lora
-    from rewardlab.train.run import _load_tokenizer, _write_json, prepare_data
+    from rewardlab.train.run import (
+        _load_tokenizer,
+        _write_json,
+        precision_metrics,
+        prepare_data,
+        training_dtype,
+    )
     from rewardlab.variants import make_variant
 
     variant = make_variant(recipe.variant.name, recipe.variant.options)
@@ -188,7 +194,8 @@ def run_star(recipe) -> dict:
     metrics = {"output_dir": str(out), "final_model": str(final), "variant": variant.name,
                "train_seconds": round(time.perf_counter() - start, 2), "iterations": history,
                "train": {"pairs": len(data.train), "steps": sum(h["steps"] for h in history),
-                         "loss": next((h["loss"] for h in reversed(history) if h["loss"] is not None), float("nan"))},
+                         "loss": next((h["loss"] for h in reversed(history) if h["loss"] is not None), float("nan")),
+                         **precision_metrics(recipe, training_dtype(recipe))},
                "data": data.reports, "truncation": encoder.stats.to_dict(), "recipe": recipe_to_dict(recipe)}
     if data.eval:
         metrics["eval"] = last_eval  # of the final model, written to eval.json

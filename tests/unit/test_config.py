@@ -163,17 +163,3 @@ def test_help_documents_every_key():
             assert name in line.split(";")[0] and len(line.split("): ", 1)[1]) > 10
     assert "  variant.name (default 'bt'): " in text and "  output_dir (default 'runs/rm'): " in text
     assert "  variant.label_smoothing (bt_label_smoothing; default 0.1): " in text
-
-
-def test_auto_dtype_resolves_by_hardware(monkeypatch):
-    import torch
-
-    from rewardlab import precision
-
-    monkeypatch.setattr(precision, "bf16_is_fast", lambda device="cpu": True)
-    assert precision.resolve_dtype("auto") == torch.bfloat16
-    monkeypatch.setattr(precision, "bf16_is_fast", lambda device="cpu": False)
-    assert precision.resolve_dtype("auto") == torch.float32
-    assert precision.resolve_dtype("bf16") == torch.bfloat16 and precision.resolve_dtype("float32") == torch.float32
-    with pytest.raises(ValueError, match="dtype must be one of auto, float32, bfloat16"):
-        precision.resolve_dtype("fp16")
