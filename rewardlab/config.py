@@ -104,7 +104,7 @@ class TrainConfig:
     group_by_length: bool = True
     """Batch pairs of similar length together (less padding, faster)."""
     logging_steps: int = 5
-    """Log the loss every this many steps."""
+    """Log the loss every this many steps (and at every checkpoint, so a resumed run's loss is whole)."""
     eval_steps: int = 0
     """Evaluate on the held-out pairs every this many steps (0: only at the end)."""
     save_steps: int = 0
@@ -112,7 +112,8 @@ class TrainConfig:
     save_total_limit: int = 2
     """Keep at most this many checkpoints."""
     resume: bool = True
-    """Resume from the latest complete checkpoint in ``output_dir`` when there is one."""
+    """Resume from the latest checkpoint in ``output_dir`` whose files are whole, when there is one (a
+    damaged newer one is passed over with a warning)."""
     feature_batch_tokens: int = 8192
     """Token budget per forward pass when caching frozen-backbone features and when evaluating."""
     ensemble: int = 1

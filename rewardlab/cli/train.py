@@ -37,7 +37,7 @@ def run(args) -> int:
         print(AutoChoice(**tr["dtype_auto"]).describe())
     print(
         f"trained {metrics['variant']} on {tr['pairs']} pairs in {tr['steps']} steps "
-        f"({metrics['train_seconds']:.0f} s, {tr.get('dtype', 'float32')}), final training loss {tr['loss']:.4f}"
+        f"({metrics['train_seconds']:.0f} s, {tr.get('dtype', 'float32')}), mean training loss {tr['loss']:.4f}"
     )
     if "eval" in metrics:
         e = metrics["eval"]

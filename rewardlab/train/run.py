@@ -42,6 +42,7 @@ from rewardlab.models.scalar import (
 )
 from rewardlab.models.scorer import ScalarScorer
 from rewardlab.precision import auto_choice, dtype_name, resolve_dtype
+from rewardlab.train.checkpoints import LogAtCheckpoints, checkpoint_step, latest_checkpoint, whole_run_loss
 from rewardlab.train.data import (
     FeatureCollator,
     FeatureDataset,
@@ -79,25 +80,6 @@ def prepare_data(recipe: Recipe) -> PreparedData:
     for name, r in reports.items():
         log.info("data %s: %s", name, r)
     return PreparedData(train, evals, reports)
-
-
-def _complete(ckpt: Path) -> bool:
-    """The Trainer writes trainer_state.json last; a process killed while writing it leaves bad JSON."""
-    if not ckpt.name.split("-")[-1].isdigit():
-        return False
-    try:
-        json.loads((ckpt / "trainer_state.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def latest_checkpoint(ckpt_dir: Path) -> str | None:
-    """The newest ``checkpoint-N`` that finished writing (its trainer_state.json reads back)."""
-    done = [p for p in ckpt_dir.glob("checkpoint-*") if _complete(p)]
-    if not done:
-        return None
-    return str(max(done, key=lambda p: int(p.name.split("-")[-1])))
 
 
 def training_device() -> torch.device:
@@ -217,20 +199,23 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     With ``train.ensemble`` > 1 the members are trained instead, see :mod:`rewardlab.train.ensemble`.
 
     With ``train.save_steps`` and ``train.resume`` (the default), a rerun into the same ``output_dir``
-    continues from the newest complete checkpoint and ends with the same weights as an uninterrupted
-    run. ``metrics.json`` holds:
+    continues from the newest checkpoint whose files are whole (a damaged newer one is passed over, with a
+    warning: :func:`rewardlab.train.checkpoints.latest_checkpoint`) and ends with the same weights and
+    ``train.loss`` as an uninterrupted run. ``metrics.json`` holds:
 
     - ``output_dir``, ``final_model`` (the ``final/`` directory), ``variant``, ``processes``;
     - ``resumed_from``: the checkpoint this run continued from, or null;
     - ``train_seconds``: wall time of this process's training loop;
-    - ``train``: ``pairs``, ``steps`` (optimizer steps), ``loss`` (mean training loss), ``dtype`` (what
+    - ``train``: ``pairs``, ``steps`` (optimizer steps), ``loss`` (mean training loss over every step of
+      the run, resumed or not: :func:`rewardlab.train.checkpoints.whole_run_loss`), ``dtype`` (what
       training computed in: ``auto`` resolved), ``dtype_auto`` (with ``auto``: the measurement that chose
       it, see :class:`rewardlab.precision.AutoChoice`; else null), ``tokens``
       (of the tokenized training pairs; null for cached frozen-backbone features), ``tokens_seen`` (real
       tokens of every training batch, over all processes, epochs and resumed runs) and ``tokens_per_s``
       (tokens seen by this run / ``train_seconds``), both null for cached features;
-    - ``log_history``: the Trainer's log, one entry per ``train.logging_steps`` (``loss``,
-      ``grad_norm``, ``learning_rate``, ``epoch``, ``step``), plus ``eval_*`` entries with ``eval_steps``;
+    - ``log_history``: the Trainer's log, one entry per ``train.logging_steps`` and one at every saved
+      checkpoint (``loss``, the mean since the previous entry, ``grad_norm``, ``learning_rate``, ``epoch``,
+      ``step``), plus ``eval_*`` entries with ``eval_steps``;
     - ``data``: the load report of each split; ``truncation``: what truncation did;
     - ``recipe``: every recipe key as given (``train.dtype`` may say ``auto``: ``train.dtype`` above says
       what it became);
@@ -267,6 +252,8 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
         compute_metrics=pair_metrics,
         variant=variant,
     )
+    if recipe.train.save_steps:  # a resumed run needs the loss logged at its checkpoint's step
+        trainer.add_callback(LogAtCheckpoints())
     resume = (
         latest_checkpoint(out / "checkpoints") if (recipe.train.resume and recipe.train.save_steps) else None
     )
@@ -299,7 +286,8 @@ def _metrics(recipe, trainer, result, train_ds, data, stats, resume, seconds) ->
         "train": {
             "pairs": len(train_ds),
             "steps": result.global_step,
-            "loss": result.training_loss,
+            "loss": whole_run_loss(trainer.state.log_history, result.training_loss, result.global_step,
+                                   checkpoint_step(resume) if resume else None),
             "tokens": int(sum(list(train_ds["length"]))) if tokenized else None,
             **_tokens_seen(trainer, seconds, tokenized),
         },

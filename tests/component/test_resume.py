@@ -1,22 +1,26 @@
 """A run killed (SIGKILL) after a few steps and started again with the same command ends with the same
-weights, bit for bit, as a run that was never interrupted.
+weights, bit for bit, and the same training loss as a run that was never interrupted; a damaged
+newest checkpoint is passed over for the previous one, with one line saying so.
 
 The killed run is the real CLI in its own process, paused by ``pause_at_step.py`` at step 11 so the kill
 lands at a known point: after ``checkpoint-10`` is complete and one more step has been taken (and lost).
 Step 10 is in the second epoch (8 steps an epoch), so resuming must replay that epoch's data order, the
-RNG state (LoRA dropout is on) and the optimizer and schedule state exactly.
+RNG state (LoRA dropout is on) and the optimizer and schedule state exactly. The loss is logged every
+3 steps, so the checkpoint at step 10 falls between two regular log entries.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -41,6 +45,7 @@ def command(script: list[str], model: Path, pair_files: tuple[Path, Path], out: 
         f"train.save_steps={SAVE_EVERY}",
         "model.lora_r=4",
         "model.lora_dropout=0.1",
+        "train.logging_steps=3",
     ]
 
 
@@ -85,10 +90,29 @@ def losses(metrics: dict) -> list[float]:
     return [e["loss"] for e in metrics["log_history"] if "loss" in e]
 
 
-def test_killed_run_resumes_to_the_same_weights(tiny_llama, pair_files, tmp_path):
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
+@pytest.fixture(scope="module")
+def straight(tiny_llama, pair_files, tmp_path_factory) -> Path:
+    """The run never interrupted."""
+    whole = tmp_path_factory.mktemp("resume") / "whole"
     cli(tiny_llama, pair_files, whole)
+    return whole
 
+
+def same_run(a: Path, b: Path) -> None:
+    """``b`` ended as ``a`` did: the same per-step losses, mean loss and final weights."""
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    assert mb["train"]["steps"] == ma["train"]["steps"] == STEPS
+    # The whole run's mean: the same fp32 step losses, summed in float64 in another grouping.
+    assert mb["train"]["loss"] == pytest.approx(ma["train"]["loss"], rel=1e-12)
+    assert losses(mb) == losses(ma)  # the logged losses, the replayed steps included
+    wa, wb = load_file(a / "final" / "model.safetensors"), load_file(b / "final" / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), f"{k}: max diff {(wa[k] - wb[k]).abs().max()}"
+
+
+def test_killed_run_resumes_to_the_same_weights_and_loss(straight, tiny_llama, pair_files, tmp_path):
+    killed = tmp_path / "killed"
     kill_after_step(tiny_llama, pair_files, killed, KILL_AFTER)
     assert not (killed / "final").exists() and not (killed / "metrics.json").exists()
     ckpts = sorted(p.name for p in (killed / "checkpoints").glob("checkpoint-*"))
@@ -97,16 +121,41 @@ def test_killed_run_resumes_to_the_same_weights(tiny_llama, pair_files, tmp_path
     cli(tiny_llama, pair_files, killed)  # the same command again
 
     resumed = json.loads((killed / "metrics.json").read_text())
-    straight = json.loads((whole / "metrics.json").read_text())
-    assert straight["resumed_from"] is None
+    assert json.loads((straight / "metrics.json").read_text())["resumed_from"] is None
     assert resumed["resumed_from"] == str(killed / "checkpoints" / "checkpoint-10")
-    assert resumed["train"]["steps"] == straight["train"]["steps"] == STEPS
-    assert losses(resumed) == losses(straight)  # per-step losses, the replayed steps 11-12 included
-    a = load_file(whole / "final" / "model.safetensors")
-    b = load_file(killed / "final" / "model.safetensors")
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), f"{k}: max diff {(a[k] - b[k]).abs().max()}"
+    same_run(straight, killed)
+
+
+def test_a_truncated_checkpoint_is_passed_over_for_the_previous_one(straight, tiny_llama, pair_files, tmp_path):
+    """The finished run again: it would resume from checkpoint-12 (nothing left to train); with that
+    checkpoint's weights cut short it resumes from checkpoint-10 and says so in one line."""
+    again = tmp_path / "again"
+    shutil.copytree(straight, again)
+    (again / "metrics.json").unlink()
+    weights = next((again / "checkpoints" / "checkpoint-12").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+    done = cli(tiny_llama, pair_files, again)
+
+    assert "Traceback" not in done.stderr and "SafetensorError" not in done.stderr
+    warned = [line for line in done.stderr.splitlines() if "checkpoint-12" in line]
+    assert len(warned) == 1, done.stderr[-3000:]
+    assert f"{weights.name}: truncated" in warned[0] and "resuming from checkpoint-10 instead" in warned[0]
+    resumed = json.loads((again / "metrics.json").read_text())
+    assert resumed["resumed_from"] == str(again / "checkpoints" / "checkpoint-10")
+    same_run(straight, again)
+
+
+def test_the_whole_run_loss_counts_every_step_before_the_checkpoint():
+    from rewardlab.train.checkpoints import whole_run_loss
+
+    # Steps 1-4 logged as 1.0 (step 1) and 0.5 (mean of 2-4), the checkpoint at step 4; this run took
+    # steps 5-6 at a mean of 0.2: (1.0 + 3 * 0.5 + 2 * 0.2) / 6.
+    log = [{"loss": 1.0, "step": 1}, {"loss": 0.5, "step": 4}, {"eval_loss": 9.0, "step": 4},
+           {"loss": 0.2, "step": 6}]
+    assert whole_run_loss(log, 0.2, 6, 4) == pytest.approx((1.0 + 3 * 0.5 + 2 * 0.2) / 6)
+    assert whole_run_loss(log, 0.7, 6, None) == 0.7  # not resumed: the Trainer's mean is the run's
+    assert whole_run_loss(log[:2], 0.0, 4, 4) == pytest.approx((1.0 + 3 * 0.5) / 4)  # nothing left to train
 
 
 def test_length_grouped_order_depends_on_seed_and_epoch_only():
