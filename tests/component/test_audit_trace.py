@@ -9,6 +9,10 @@ from rewardlab.audit.trace import TraceError, can_trace, rescored_prefixes, toke
 from rewardlab.models.scalar import build_reward_model, head_of
 from rewardlab.models.scorer import ScalarScorer
 from tests.component.test_scalar_model import perturb_, tokenizer_of
+from tests.fp32 import forward_terms, fp32_atol, fp32_tol
+
+LONGEST = 64
+"""No conversation here is longer."""
 
 CONVS = [
     [{"role": "user", "content": "what is the capital of france ?"},
@@ -34,7 +38,8 @@ def test_trace_equals_prefix_rescoring(scorer, packing):
         for t in traces:
             slow = rescored_prefixes(scorer, t.ids, start=t.prompt_len + 1)
             assert t.values.shape == slow.shape == (len(t.ids) - t.prompt_len,)
-            assert (t.values - slow).abs().max().item() <= 1e-4
+            # one forward reading every position against a forward per prefix: fp32 orders (tests/fp32.py)
+            assert (t.values - slow).abs().max().item() <= fp32_atol(forward_terms(scorer.model.config, LONGEST), slow)
             assert len(t.tokens) == len(t.values)
     finally:
         scorer.packing = old
@@ -42,9 +47,13 @@ def test_trace_equals_prefix_rescoring(scorer, packing):
 
 def test_trace_last_value_is_the_score(scorer):
     traces = token_trace(scorer, CONVS)
-    torch.testing.assert_close(torch.tensor([t.reward for t in traces]), scorer.score(CONVS), atol=1e-5, rtol=0)
+    scores = scorer.score(CONVS)  # another fp32 order of the same rewards (tests/fp32.py)
+    torch.testing.assert_close(torch.tensor([t.reward for t in traces]), scores,
+                               **fp32_tol(forward_terms(scorer.model.config, LONGEST), scores))
     t = traces[0]
-    torch.testing.assert_close(t.contributions.sum(), t.values[-1] - t.start, atol=1e-5, rtol=0)
+    # The contributions telescope: their fp32 sum rounds once per term, at the values' magnitude.
+    torch.testing.assert_close(t.contributions.sum(), t.values[-1] - t.start,
+                               **fp32_tol(len(t.contributions), torch.cat([t.values, t.start.reshape(1)])))
 
 
 def test_encoder_has_no_trace(tiny_bert):
@@ -71,4 +80,8 @@ def test_dpo_token_rewards_sum_to_the_implicit_reward(tiny_llama):
     assert can_trace(s)
     traces = token_trace(s, CONVS)
     assert all(t.kind == "token_reward" for t in traces)
-    torch.testing.assert_close(torch.tensor([t.reward for t in traces]), s.score(CONVS), atol=1e-4, rtol=0)
+    # Per-token against summed log-probabilities, batched differently: fp32 orders of two models' summed
+    # log-probabilities (tests/fp32.py), of the magnitude of beta * log pi.
+    logps = DPOImplicitScorer(policy, tok, beta=0.5, reduction="sum").score(CONVS)
+    atol = 2 * fp32_atol(forward_terms(policy.config, LONGEST, vocab=True), logps)
+    torch.testing.assert_close(torch.tensor([t.reward for t in traces]), s.score(CONVS), atol=atol, rtol=0)

@@ -23,8 +23,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import AutoConfig
 
 from tests.conftest import REPO, synthetic_pairs, write_jsonl
+from tests.fp32 import adam_atol, forward_terms, grad_terms, trained_loss_atol
 
 pytestmark = [
     pytest.mark.distributed,
@@ -86,14 +88,21 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_llama, pair_fil
 
     assert (m1["processes"], m2["processes"]) == (1, 2)
     assert len(losses(m2)) == STEPS
-    torch.testing.assert_close(torch.tensor(losses(m2)), torch.tensor(losses(m1)), atol=1e-5, rtol=0)
+    # Two processes sum the batch's gradients in another order than one (DDP's all-reduce): the same
+    # training in two fp32 orders, with per-step and Adam-carried tolerances (tests/fp32.py) for the
+    # tiny llama's shape and batches of GLOBAL_BATCH pairs of at most max_length tokens.
+    config, longest = AutoConfig.from_pretrained(tiny_llama), m1["recipe"]["data"]["max_length"]
+    for step, (two, one) in enumerate(zip(losses(m2), losses(m1), strict=True), start=1):
+        assert abs(two - one) <= trained_loss_atol(step, forward_terms(config, longest), one), step
+    atol = adam_atol(STEPS, m1["recipe"]["train"]["lr"], grad_terms(config, longest, 2 * GLOBAL_BATCH * longest))
     a = load_file(tmp_path / "one" / "final" / "model.safetensors")
     b = load_file(tmp_path / "two" / "final" / "model.safetensors")
     assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(b[k], a[k], atol=1e-5, rtol=0, msg=k)
+        torch.testing.assert_close(b[k], a[k], atol=atol, rtol=0, msg=k)
     # Process 0 alone evaluated and reported (one summary), on the same weights.
     assert multi.stdout.count("held-out accuracy") == 1
     assert m2["eval"]["n"] == m1["eval"]["n"] == 32
+    # accuracy is discrete: a pair whose rewards sit within fp32 noise of a tie may go either way
     assert abs(m2["eval"]["accuracy"] - m1["eval"]["accuracy"]) <= 1 / 32
     assert not list((tmp_path / "two").glob(".metrics.json.*"))  # no half-written leftovers

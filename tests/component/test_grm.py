@@ -33,9 +33,24 @@ from rewardlab.train.run import train_reward_model
 from rewardlab.train.trainer import RewardTrainer
 from rewardlab.variants import make_variant
 from tests.conftest import REPO
+from tests.fp32 import forward_terms, fp32_tol
 
 TINY = REPO / "configs" / "tiny_bt.yaml"
 GRM_VARIANTS = ["grm_sft", "grm_dpo", "grm_dpo_noref"]
+LONGEST = 64
+"""No sequence in these tests is longer (the tiny recipe's max_length)."""
+
+
+# The comparisons below are one fp32 computation against another order of it (packed, padded, forked,
+# one sequence at a time through the stock forward, cached, reloaded, merged, exported): what fp32
+# promises for values of ``ref``'s magnitude from the model's shape (tests/fp32.py).
+def reward_tol(model, ref: torch.Tensor) -> dict:
+    return fp32_tol(forward_terms(model.config, LONGEST), ref)
+
+
+def logp_tol(model, ref: torch.Tensor) -> dict:
+    """Summed response log-probabilities: the reward's path plus the LM head and the log-softmax."""
+    return fp32_tol(forward_terms(model.config, LONGEST, vocab=True), ref)
 
 
 def recipe(model: Path, pair_files, out: Path, *overrides: str):
@@ -78,6 +93,8 @@ def test_alpha_zero_is_bradley_terry_loss_and_gradients(tiny_llama, tok, dataset
     bt_loss.backward()
     grm_loss.backward()
 
+    # Exact by construction: the same backbone weights, batch and operations in the same order; α = 0
+    # adds exact zeros to the loss and to every gradient.
     assert torch.equal(bt_loss, grm_loss)
     bt_params = dict(bt_model.named_parameters())
     compared = 0
@@ -118,13 +135,13 @@ def test_packed_and_padded_logps_agree_and_stay_within_each_sequence(tiny_llama,
             response_mask_for(lens, prompts, False), lens, [max(lens)] * 4, strict=True)])
         r_left, lp_left, _ = grm_forward(grm, left, mask_left)
     expected = _direct_logps(grm, seqs, prompts)
-    assert_close(lp_pack, expected, rtol=1e-5, atol=1e-5)
-    assert_close(lp_pad, expected, rtol=1e-5, atol=1e-5)
-    assert_close(lp_left, expected, rtol=1e-5, atol=1e-5)
+    assert_close(lp_pack, expected, **logp_tol(grm, expected))
+    assert_close(lp_pad, expected, **logp_tol(grm, expected))
+    assert_close(lp_left, expected, **logp_tol(grm, expected))
     assert n_pack.tolist() == n_pad.tolist() == [3.0, 3.0, 4.0, 0.0]
-    assert_close(r_pack, r_pad, rtol=1e-5, atol=1e-5)
-    assert_close(r_left, r_pad, rtol=1e-5, atol=1e-5)
-    assert_close(r_pad, ScalarScorer(grm, tok).score_ids(seqs), rtol=1e-5, atol=1e-5)
+    assert_close(r_pack, r_pad, **reward_tol(grm, r_pad))
+    assert_close(r_left, r_pad, **reward_tol(grm, r_pad))
+    assert_close(r_pad, ScalarScorer(grm, tok).score_ids(seqs), **reward_tol(grm, r_pad))
 
 
 def test_forked_pairs_match_separate_sequences_and_responses_do_not_see_each_other(tiny_llama, tok, monkeypatch):
@@ -140,12 +157,12 @@ def test_forked_pairs_match_separate_sequences_and_responses_do_not_see_each_oth
     pc, pr = [3, 2, 4, 0], [3, 3, 4, 0]
     c, r = pair_response_logps(grm, chosen, rejected, pc, pr, batch_tokens=16)  # several batches
     assert unforked == [4]  # pairs 1 and 3 ran as two sequences each, 0 and 2 forked
-    assert_close(c, _direct_logps(grm, chosen, pc), rtol=1e-5, atol=1e-5)
-    assert_close(r, _direct_logps(grm, rejected, pr), rtol=1e-5, atol=1e-5)
+    assert_close(c, _direct_logps(grm, chosen, pc), **logp_tol(grm, c))
+    assert_close(r, _direct_logps(grm, rejected, pr), **logp_tol(grm, r))
     # Changing a chosen response moves nothing on the rejected side of any pair.
     changed = [s[:p] + [t + 1 if t < 60 else t for t in s[p:]] for s, p in zip(chosen, pc, strict=True)]
     c2, r2 = pair_response_logps(grm, changed, rejected, pc, pr)
-    assert_close(r2, r, rtol=1e-5, atol=1e-5)
+    assert_close(r2, r, **logp_tol(grm, r))
     assert not torch.allclose(c2, c)
 
 
@@ -154,7 +171,7 @@ def test_reference_cache_equals_a_fresh_reference_forward(tiny_llama, tok, datas
     ds = add_reference_logps(dataset, grm, batch_tokens=64)  # several length-grouped batches
     for side in ("chosen", "rejected"):
         fresh = _direct_logps(grm, ds[f"{side}_ids"], ds[f"{side}_prompt_len"])
-        assert_close(torch.tensor(ds[f"ref_{side}_logps"]), fresh, rtol=1e-5, atol=1e-4)
+        assert_close(torch.tensor(ds[f"ref_{side}_logps"]), fresh, **logp_tol(grm, fresh))
 
 
 def test_reference_pass_bypasses_only_adapters_still_at_init(tiny_llama, tok, dataset):
@@ -175,7 +192,7 @@ def test_reference_pass_bypasses_only_adapters_still_at_init(tiny_llama, tok, da
     with grm.disable_adapter():
         without, _ = pair_response_logps(grm, ds["chosen_ids"], ds["rejected_ids"], ds["chosen_prompt_len"],
                                          ds["rejected_prompt_len"])
-    assert_close(torch.tensor(ds["ref_chosen_logps"]), with_adapter, rtol=1e-5, atol=1e-5)
+    assert_close(torch.tensor(ds["ref_chosen_logps"]), with_adapter, **logp_tol(grm, with_adapter))
     assert not torch.allclose(with_adapter, without)
 
 
@@ -197,7 +214,7 @@ def test_training_uses_the_initial_model_as_reference(tiny_llama, tok, pair_file
     ds = seen["train"]
     initial = build_grm_model(str(tiny_llama), tok)
     fresh = _direct_logps(initial, ds["chosen_ids"][:6], ds["chosen_prompt_len"][:6])
-    assert_close(torch.tensor(ds["ref_chosen_logps"][:6]), fresh, rtol=1e-5, atol=1e-4)
+    assert_close(torch.tensor(ds["ref_chosen_logps"][:6]), fresh, **logp_tol(initial, fresh))
 
 
 @pytest.mark.parametrize("name", GRM_VARIANTS)
@@ -225,7 +242,8 @@ def test_checkpoint_reloads_both_heads_for_further_training(tiny_llama, tok, pai
     assert m["train"]["steps"] == 2 and torch.isfinite(torch.tensor(m["train"]["loss"]))
     # The first step starts from the saved model: its reward gap is the saved one's, not a fresh head's.
     seqs = [[2, 10, 11, 12, 3], [2, 13, 14, 3]]
-    assert_close(ScalarScorer(again, tok).score_ids(seqs), ScalarScorer(saved, tok).score_ids(seqs))
+    expected = ScalarScorer(saved, tok).score_ids(seqs)
+    assert_close(ScalarScorer(again, tok).score_ids(seqs), expected, **reward_tol(saved, expected))
 
 
 @pytest.mark.parametrize("head", ["linear", "mlp"])
@@ -241,7 +259,8 @@ def test_export_is_a_plain_classifier_with_the_same_scores(tiny_llama, tok, pair
     out = export_reward_model(final, tmp_path / "exported")
     seqs = [[2, 10, 11, 12, 3], [2, 13, 14, 3], [2, 15, 16, 17, 18, 19, 3]]
     expected = load_scorer(str(final)).score_ids(seqs)
-    assert_close(load_scorer(str(out)).score_ids(seqs), expected, rtol=1e-5, atol=1e-5)
+    exported = load_scorer(str(out))
+    assert_close(exported.score_ids(seqs), expected, **reward_tol(exported.model, expected))
     cfg = json.loads((out / "config.json").read_text())
     assert "kind" not in cfg["rewardlab"] and cfg["architectures"] == ["LlamaForSequenceClassification"]
     if head == "linear":  # stock transformers, no rewardlab code, right padding
@@ -249,7 +268,7 @@ def test_export_is_a_plain_classifier_with_the_same_scores(tiny_llama, tok, pair
         batch = pad(seqs, stock.config.pad_token_id)
         with torch.no_grad():
             scores = stock(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, 0]
-        assert_close(scores, expected, rtol=1e-5, atol=1e-5)
+        assert_close(scores, expected, **reward_tol(stock, expected))
 
 
 def test_lora_adapter_keeps_both_heads_and_merges(tiny_llama, tok, pair_files, tmp_path):
@@ -273,11 +292,12 @@ def test_lora_adapter_keeps_both_heads_and_merges(tiny_llama, tok, pair_files, t
     adapter = save_reward_model(model, tok, tmp_path / "adapter", merge=False, base_model=str(tiny_llama))
     meta = json.loads((adapter / "rewardlab_adapter.json").read_text())
     assert meta["kind"] == "grm" and (adapter / "adapter_model.safetensors").exists()
+    tols = [reward_tol(model, before[0]), logp_tol(model, before[1]), {"atol": 0, "rtol": 0}]  # counts: exact
     reloaded = load_grm_model(adapter)
-    for a, b in zip(outputs(reloaded), before, strict=True):
-        assert_close(a, b, rtol=1e-5, atol=1e-5)
+    for a, b, tol in zip(outputs(reloaded), before, tols, strict=True):
+        assert_close(a, b, **tol)
     merged = save_reward_model(reloaded, tok, tmp_path / "merged", merge=True)
     assert not (merged / "adapter_config.json").exists()
-    for a, b in zip(outputs(load_grm_model(merged)), before, strict=True):
-        assert_close(a, b, rtol=1e-5, atol=1e-5)
-    assert_close(ScalarScorer.load(adapter).score_ids(seqs), before[0], rtol=1e-5, atol=1e-5)
+    for a, b, tol in zip(outputs(load_grm_model(merged)), before, tols, strict=True):
+        assert_close(a, b, **tol)
+    assert_close(ScalarScorer.load(adapter).score_ids(seqs), before[0], **tols[0])

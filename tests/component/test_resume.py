@@ -105,6 +105,8 @@ def same_run(a: Path, b: Path) -> None:
     # The whole run's mean: the same fp32 step losses, summed in float64 in another grouping.
     assert mb["train"]["loss"] == pytest.approx(ma["train"]["loss"], rel=1e-12)
     assert losses(mb) == losses(ma)  # the logged losses, the replayed steps included
+    # Exact by construction: the same operations in the same order (one thread, the same data order,
+    # RNG, optimizer and schedule state restored from the checkpoint).
     wa, wb = load_file(a / "final" / "model.safetensors"), load_file(b / "final" / "model.safetensors")
     assert wa.keys() == wb.keys()
     for k in wa:

@@ -94,6 +94,7 @@ def test_safetensors_win_over_a_pickle_next_to_them(saved_rm, tmp_path):
     marker = tmp_path / "marker"
     write_trap(d / "pytorch_model.bin", marker)
     assert check_checkpoint(d) is True
+    # exact by construction: the same weights, bit for bit, through the same operations
     assert_close(scores(load_reward_model(d)), scores(load_reward_model(saved_rm)), atol=0, rtol=0)
     assert not marker.exists()
 
@@ -106,7 +107,7 @@ def test_trusted_pickle_weights_load(saved_rm, tmp_path):
     with pytest.raises(UnsafeCheckpointError):
         load_reward_model(d)
     assert check_checkpoint(d, trust=True) is False  # tells the loader not to insist on safetensors
-    assert_close(
+    assert_close(  # exact by construction: the same tensors, pickled instead of safetensors
         scores(load_reward_model(d, trust=True)), scores(load_reward_model(saved_rm)), atol=0, rtol=0
     )
 

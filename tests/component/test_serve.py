@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from rewardlab.models.scorer import ScalarScorer  # noqa: E402
 from rewardlab.serve.app import create_app  # noqa: E402
 from rewardlab.serve.settings import ServeSettings  # noqa: E402
+from tests.fp32 import forward_terms, fp32_atol  # noqa: E402
 from tests.rm_helpers import make_tiny_rm  # noqa: E402
 
 CONV = [{"role": "user", "content": "what is the capital of france ?"},
@@ -32,6 +33,15 @@ def scorer(rm_dir):
 
 
 @pytest.fixture(scope="module")
+def atol(scorer) -> float:
+    """The server batches requests its own way: its rewards are the offline ones in another fp32 order,
+    within what fp32 promises for rewards of this model's magnitude (tests/fp32.py)."""
+    convs = [CONV, CONV[:1] + [{"role": "assistant", "content": "no"}],
+             [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello ! how are you ?"}]]
+    return fp32_atol(forward_terms(scorer.model.config, 64), scorer.score(convs))
+
+
+@pytest.fixture(scope="module")
 def client(scorer):
     with TestClient(create_app(scorer, ServeSettings(max_batch=8, max_body_bytes=20_000, max_tokens=64))) as c:
         yield c
@@ -44,36 +54,37 @@ def test_health_and_page(client):
     assert page.status_code == 200 and 'id="heatmap"' in page.text
 
 
-def test_score_messages_and_plain_text_agree_with_offline(client, scorer):
+def test_score_messages_and_plain_text_agree_with_offline(client, scorer, atol):
     r1 = client.post("/score", json={"conversations": [CONV, CONV[:1] + [{"role": "assistant", "content": "no"}]]})
     assert r1.status_code == 200, r1.text
     r2 = client.post("/score", json={"prompts": [CONV[0]["content"]], "responses": [CONV[1]["content"]]})
     offline = scorer.score([CONV]).item()
-    assert r1.json()["rewards"][0] == pytest.approx(offline, abs=1e-5)
-    assert r2.json()["rewards"][0] == pytest.approx(offline, abs=1e-5)
+    assert r1.json()["rewards"][0] == pytest.approx(offline, abs=atol)
+    assert r2.json()["rewards"][0] == pytest.approx(offline, abs=atol)
     assert r1.json()["tokens"][0] == len(scorer.encode([CONV])[0])
 
 
-def test_compare_is_sigmoid_of_reward_difference(client, scorer):
+def test_compare_is_sigmoid_of_reward_difference(client, scorer, atol):
     body = {"pairs": [{"prompt": "hi", "a": "hello ! how are you ?", "b": "no"}]}
     r = client.post("/compare", json=body).json()
     ra, rb = scorer.score([[{"role": "user", "content": "hi"}, {"role": "assistant", "content": x}]
                            for x in ("hello ! how are you ?", "no")]).tolist()
-    assert r["probabilities"][0] == pytest.approx(torch.sigmoid(torch.tensor(ra - rb)).item(), abs=1e-5)
-    assert r["rewards_a"][0] == pytest.approx(ra, abs=1e-5)
+    # sigmoid's slope is at most 1/4, and two rewards move: half a reward's tolerance
+    assert r["probabilities"][0] == pytest.approx(torch.sigmoid(torch.tensor(ra - rb)).item(), abs=atol / 2)
+    assert r["rewards_a"][0] == pytest.approx(ra, abs=atol)
 
 
-def test_trace_endpoint(client, scorer):
+def test_trace_endpoint(client, scorer, atol):
     r = client.post("/trace", json={"prompt": CONV[0]["content"], "response": CONV[1]["content"]})
     assert r.status_code == 200, r.text
     t = r.json()
     assert len(t["tokens"]) == len(t["values"]) == len(t["contributions"])
     assert t["kind"] == "prefix_reward"
-    assert t["reward"] == pytest.approx(scorer.score([CONV]).item(), abs=1e-4)
-    assert client.post("/trace", json={"messages": CONV}).json()["values"] == pytest.approx(t["values"], abs=1e-5)
+    assert t["reward"] == pytest.approx(scorer.score([CONV]).item(), abs=atol)
+    assert client.post("/trace", json={"messages": CONV}).json()["values"] == pytest.approx(t["values"], abs=atol)
 
 
-def test_openrlhf_get_reward(client, scorer):
+def test_openrlhf_get_reward(client, scorer, atol):
     """The OpenRLHF client's body: rendered conversations (template + specials), prompts, labels, extras."""
     tok = scorer.tokenizer
     query = tok.apply_chat_template(CONV, tokenize=False)
@@ -84,11 +95,11 @@ def test_openrlhf_get_reward(client, scorer):
     assert r.status_code == 200, r.text
     out = r.json()
     offline = scorer.score([CONV]).item()
-    assert out["rewards"] == pytest.approx([offline, offline], abs=1e-5)
+    assert out["rewards"] == pytest.approx([offline, offline], abs=atol)
     assert out["scores"] == out["rewards"]
     # A query without the final terminator is read at the terminator, as OpenRLHF's own server does.
     cut = query.rstrip()[: -len("<|im_end|>")]
-    assert client.post("/get_reward", json={"query": [cut]}).json()["rewards"][0] == pytest.approx(offline, abs=1e-5)
+    assert client.post("/get_reward", json={"query": [cut]}).json()["rewards"][0] == pytest.approx(offline, abs=atol)
 
 
 def test_metrics_prometheus_text(client):
@@ -174,7 +185,7 @@ class SlowScorer:
         return self.inner.compare(prompts, a, b)
 
 
-def test_concurrent_requests_are_merged_into_batches(scorer):
+def test_concurrent_requests_are_merged_into_batches(scorer, atol):
     import httpx
 
     slow = SlowScorer(scorer, delay=0.05)
@@ -193,7 +204,7 @@ def test_concurrent_requests_are_merged_into_batches(scorer):
     assert all(r.status_code == 200 for r in rs)
     assert sum(slow.batches) == 8 and max(slow.batches) > 1  # merged, not one forward per request
     expected = scorer.score([[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello you"}]])
-    assert rs[0].json()["rewards"][0] == pytest.approx(expected.item(), abs=1e-5)
+    assert rs[0].json()["rewards"][0] == pytest.approx(expected.item(), abs=atol)
 
 
 def test_full_queue_answers_429_at_once(scorer):

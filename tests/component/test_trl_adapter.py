@@ -20,9 +20,9 @@ def test_standard_and_conversational_formats(scorer):
     assert f.__name__ == "rewardlab"
     conv = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello ! how are you ?"}]
     expected = scorer.score([conv]).item()
-    assert f(prompts=["hi"], completions=["hello ! how are you ?"], completion_ids=[[1, 2]])[0] == pytest.approx(
-        expected, abs=1e-5)
-    assert f(prompts=[conv[:1]], completions=[conv[1:]])[0] == pytest.approx(expected, abs=1e-5)
+    # Exact by construction: the same conversation, scored alone, as above.
+    assert f(prompts=["hi"], completions=["hello ! how are you ?"], completion_ids=[[1, 2]])[0] == expected
+    assert f(prompts=[conv[:1]], completions=[conv[1:]])[0] == expected
     with pytest.raises(ValueError, match="empty"):
         f(prompts=["hi"], completions=[""])
     assert reward_func(scorer, empty_reward=-5.0)(prompts=["hi", "hi"], completions=["", "yes"])[0] == -5.0

@@ -1,5 +1,9 @@
 """The judge prompt format, indicator-token arithmetic, vote shares, order consistency and the
-``--judge`` spec, without a model (the tiny tokenizer only)."""
+``--judge`` spec, without a model (the tiny tokenizer only).
+
+Comparisons keep ``assert_close``'s float32 defaults (rtol 1.3e-6, about 11 ulps, and atol 1e-5): a
+handful of correctly rounded fp32 operations on O(1) numbers, against float64 arithmetic, stay well
+within them on any machine (see tests/fp32.py for computations long enough to need more)."""
 
 from __future__ import annotations
 
