@@ -112,3 +112,16 @@ def test_named_dtypes_resolve_as_written():
     assert precision.resolve_dtype(torch.bfloat16) == torch.bfloat16
     with pytest.raises(ValueError, match="dtype must be one of auto, float32, bfloat16"):
         precision.resolve_dtype("fp16")
+
+
+def test_the_dtype_verb_prints_the_measurement(monkeypatch, capsys):
+    from rewardlab.cli.main import main
+
+    timings = Timings(1.2, 41.6)
+    monkeypatch.setattr(precision, "measure_matmuls", timings)
+    assert main(["dtype", "--device", "cpu"]) == 0
+    assert main(["dtype", "--device", "cpu", "--refresh"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("dtype auto: bfloat16 1.2 GFLOP/s vs float32 41.6 GFLOP/s on cpu: ")
+    assert lines[0].endswith("-> float32 (measured now, cached in " + str(precision.cache_path()) + ")")
+    assert timings.calls == 2 and len(lines) == 2
