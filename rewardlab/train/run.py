@@ -243,8 +243,15 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     log.info("training in %s%s", dtype_name(dtype), " mixed precision" if dtype == torch.bfloat16 else "")
     train_ds, eval_ds, collator, module, stats, grouped = _datasets(recipe, variant, model, tok, data, dtype)
     args = training_args(recipe, out, eval_ds is not None, grouped, dtype)
-    trainer = RewardTrainer(model=module, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                            data_collator=collator, compute_metrics=pair_metrics, variant=variant)
+    trainer = RewardTrainer(
+        model=module,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        data_collator=collator,
+        compute_metrics=pair_metrics,
+        variant=variant,
+    )
     if recipe.train.save_steps:  # a resumed run needs the loss logged at its checkpoint's step
         trainer.add_callback(LogAtCheckpoints())
     resume = (
