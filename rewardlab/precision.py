@@ -4,8 +4,9 @@ bfloat16 is only fast where the hardware computes in it, and no CPU flag says ho
 Xeon that reports ``avx512_bf16`` (oneDNN says bf16 is supported) but exposes no AMX, a bf16 matmul
 peaked at 173 GFLOP/s against 342 in fp32, and training ran 1.7x slower than in fp32; on CPUs without
 native bf16 (AVX2-only, e.g. AMD Zen 3) PyTorch emulates it, about 30x slower. So ``auto`` *measures*
-(:func:`auto_choice`): a few timed matmuls of a SmolLM2 MLP shape in both dtypes on the device itself,
-well under a second, and bfloat16 only where it is clearly faster. The answer is cached per device
+(:func:`auto_choice`): a few timed matmuls of a SmolLM2 MLP shape in both dtypes on the device itself
+(tens of milliseconds where bf16 is native; 0.8 s on a quiet 2-core AVX2 EPYC, where the emulated
+bf16 matmuls dominate), and bfloat16 only where it is clearly faster. The answer is cached per device
 (CPU model, its instruction set and the torch version; or the GPU's name) in
 ``<rewardlab cache>/dtype_auto.json``, so a machine measures once. A CUDA GPU with native bf16
 (Ampere and later) takes bf16 without measuring; one without takes float32.
@@ -67,7 +68,7 @@ class AutoChoice:
         """One line for logs and the CLI, e.g. ``dtype auto: bfloat16 1.2 GFLOP/s vs float32 33.2
         GFLOP/s on cpu: AMD EPYC (AVX2), torch 2.13.0 -> float32 (cached in ~/.cache/rewardlab/dtype_auto.json)``."""
         if self.bfloat16_gflops is None or self.float32_gflops is None:
-            return f"dtype auto: {self.basis} on {self.device} -> {self.dtype}"
+            return f"dtype auto: {self.basis} ({self.device}) -> {self.dtype}, not measured"
         where = "measured now, cached in" if self.basis == "measured" else "cached in"
         return (f"dtype auto: bfloat16 {self.bfloat16_gflops:.1f} GFLOP/s vs float32 {self.float32_gflops:.1f} "
                 f"GFLOP/s on {self.device} -> {self.dtype} ({where} {self.cache})")
