@@ -5,8 +5,8 @@ Xeon that reports ``avx512_bf16`` (oneDNN says bf16 is supported) but exposes no
 peaked at 173 GFLOP/s against 342 in fp32, and training ran 1.7x slower than in fp32; on CPUs without
 native bf16 (AVX2-only, e.g. AMD Zen 3) PyTorch emulates it, about 30x slower. So ``auto`` *measures*
 (:func:`auto_choice`): a few timed matmuls of a SmolLM2 MLP shape in both dtypes on the device itself
-(tens of milliseconds where bf16 is native; 0.8 s on a quiet 2-core AVX2 EPYC, where the emulated
-bf16 matmuls dominate), and bfloat16 only where it is clearly faster. The answer is cached per device
+(0.8 s on a quiet 2-core AVX2 EPYC, where the emulated bf16 matmuls dominate; less where bf16 is
+native), and bfloat16 only where it is clearly faster. The answer is cached per device
 (CPU model, its instruction set and the torch version; or the GPU's name) in
 ``<rewardlab cache>/dtype_auto.json``, so a machine measures once. A CUDA GPU with native bf16
 (Ampere and later) takes bf16 without measuring; one without takes float32.
