@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -64,10 +64,14 @@ class PreparedData:
     train: list[PreferencePair]
     eval: list[PreferencePair]
     reports: dict
+    extra_evals: dict[str, list[PreferencePair]] = field(default_factory=dict)
+    """Further named eval sets (``data.bon_pairs``: ``ood``), reported under ``eval_sets``."""
 
 
 def prepare_data(recipe: Recipe) -> PreparedData:
     d = recipe.data
+    if d.bon_pairs:
+        return _bon_pair_data(recipe)
     train, rep = load_pairs(d.train, format=d.format, lenient=d.lenient, limit=d.train_limit or None)
     reports = {"train": rep.to_dict()}
     evals: list[PreferencePair] = []
@@ -79,6 +83,17 @@ def prepare_data(recipe: Recipe) -> PreparedData:
     for name, r in reports.items():
         log.info("data %s: %s", name, r)
     return PreparedData(train, evals, reports)
+
+
+def _bon_pair_data(recipe: Recipe) -> PreparedData:
+    from rewardlab.data.bon_pairs import training_splits
+
+    d = recipe.data
+    train, heldout, ood, report = training_splits(
+        d.bon_pairs, d.train_limit or None, d.eval_size or None, min_gap=d.bon_min_gap,
+        heldout_fraction=d.bon_heldout_fraction, id_sources=d.bon_id_sources, ood_sources=d.bon_ood_sources,
+        seed=d.bon_split_seed)
+    return PreparedData(train, heldout, {"bon_pairs": report}, {"ood": ood} if ood else {})
 
 
 def _complete(ckpt: Path) -> bool:
@@ -151,8 +166,9 @@ def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData):
     """Train/eval datasets, collator, the module the Trainer drives, and the encoder stats."""
     d = recipe.data
     encoder = ChatEncoder(tok, max_length=d.max_length, min_prompt_tokens=d.min_prompt_tokens)
-    train_ds = tokenize_pairs(data.train, encoder, d.train)
-    eval_ds = tokenize_pairs(data.eval, encoder, d.eval or f"{d.train} (held-out)") if data.eval else None
+    source = d.train or d.bon_pairs
+    train_ds = tokenize_pairs(data.train, encoder, source)
+    eval_ds = tokenize_pairs(data.eval, encoder, d.eval or f"{source} (held-out)") if data.eval else None
     if variant.has_lm_head:
         from rewardlab.train.grm import lm_datasets
 
@@ -212,7 +228,9 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     - ``data``: the load report of each split; ``truncation``: what truncation did;
     - ``recipe``: every recipe key as used;
     - ``eval`` (with held-out pairs): ``accuracy`` (ties count half), ``accuracy_ties_as_loss``,
-      ``n``, ``ties``, ``ci95``, ``per_subset``; the same is written to ``eval.json``.
+      ``n``, ``ties``, ``ci95``, ``per_subset``; the same is written to ``eval.json``;
+    - ``eval_sets`` (only with further eval sets, e.g. ``ood`` from ``data.bon_pairs``): the same per
+      set, also written to ``eval_<name>.json``.
     """
     if recipe.train.ensemble > 1:
         from rewardlab.train.ensemble import train_ensemble
@@ -229,7 +247,7 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     base, tok = _load_tokenizer(recipe)
     data = data or prepare_data(recipe)
     if variant.needs_margin:  # before the model loads: fail fast, with one clear line
-        require_margins(data.train, variant.name, recipe.data.train)
+        require_margins(data.train, variant.name, recipe.data.train or recipe.data.bon_pairs)
     model = _build_model(recipe, base, tok)
     train_ds, eval_ds, collator, module, stats, grouped = _datasets(recipe, variant, model, tok, data)
     args = training_args(recipe, out, eval_ds is not None, grouped)
@@ -252,8 +270,7 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     whole = gathered_model(trainer, model, lambda: _build_model(recipe, base, tok))
     if whole is not None:  # process 0
         final = save_reward_model(whole, tok, out / "final", merge=recipe.model.merge_lora, base_model=base)
-        if data.eval:
-            metrics["eval"] = _final_eval(final, data.eval, out, recipe)
+        metrics.update(_final_evals(final, data, out, recipe))
         _write_json(out / "metrics.json", metrics)
     trainer.accelerator.wait_for_everyone()
     return metrics
@@ -348,14 +365,29 @@ def _write_json(path: Path, obj: dict) -> None:
     tmp.replace(path)
 
 
-def _final_eval(final: Path, pairs: list[PreferencePair], out: Path, recipe: Recipe) -> dict:
-    scorer = ScalarScorer.load(  # on the GPU when there is one; dtype "auto" resolves for that device
-        final,
-        dtype=recipe.train.dtype,
-        max_length=recipe.data.max_length,
-        batch_tokens=recipe.train.feature_batch_tokens,
-        progress=True,
-    )
-    summary, rows = evaluate_pairs(scorer, pairs, seed=recipe.train.seed)
-    write_results(summary, rows, out / "eval.json")
+def _final_evals(final: Path, data: PreparedData, out: Path, recipe: Recipe, scorer=None) -> dict:
+    """``eval`` (the held-out pairs, written to ``eval.json``) and ``eval_sets`` (each further set,
+    ``eval_<name>.json``), scored by ``scorer`` or else the saved model."""
+    if not data.eval and not data.extra_evals:
+        return {}
+    if scorer is None:
+        scorer = ScalarScorer.load(  # on the GPU when there is one; dtype "auto" resolves for that device
+            final,
+            dtype=recipe.train.dtype,
+            max_length=recipe.data.max_length,
+            batch_tokens=recipe.train.feature_batch_tokens,
+            progress=True,
+        )
+    results: dict = {}
+    if data.eval:
+        results["eval"] = _evaluate(scorer, data.eval, out / "eval.json", recipe.train.seed)
+    if data.extra_evals:
+        results["eval_sets"] = {name: _evaluate(scorer, pairs, out / f"eval_{name}.json", recipe.train.seed)
+                                for name, pairs in data.extra_evals.items()}
+    return results
+
+
+def _evaluate(scorer, pairs: list[PreferencePair], path: Path, seed: int) -> dict:
+    summary, rows = evaluate_pairs(scorer, pairs, seed=seed)
+    write_results(summary, rows, path)
     return summary

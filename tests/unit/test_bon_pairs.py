@@ -182,6 +182,8 @@ def test_the_alpacaeval_file_gives_the_published_pair_counts():
     assert s["dropped_pairs"] == {"identical_texts": 0, "other_source": 0}
     assert sum(s["instructions_with_pairs"].values()) == 388
     assert s["instructions"] == {"read": 805, "train": 398, "heldout": 171, "ood": 236, "other_source": 0}
+    assert {k: v["total"] for k, v in s["pairs"].items()} == {"train": 3102, "heldout": 1336, "ood": 1879}
+    assert s["instructions_with_pairs"] == {"train": 185, "heldout": 85, "ood": 118}
     train_ids = {instruction_of(p.id) for p in built.train}
     bon = {r.id for r in built.bon_heldout_id + built.bon_heldout_ood}
     assert len(bon) == 171 + 236 and not bon & train_ids
@@ -189,3 +191,19 @@ def test_the_alpacaeval_file_gives_the_published_pair_counts():
     held_out_texts = {r.instruction for r in built.bon_heldout_id + built.bon_heldout_ood}
     assert not held_out_texts & {p.prompt[0]["content"] for p in built.train}
 
+
+def test_recipe_keys_match_the_builder_and_refuse_bad_combinations():
+    from rewardlab.config import ConfigError, DataConfig, load_recipe
+
+    d = DataConfig()
+    assert (tuple(d.bon_id_sources), tuple(d.bon_ood_sources)) == (ID_SOURCES, OOD_SOURCES)
+    r = load_recipe(None, ["data.bon_pairs=b.jsonl.gz", "data.bon_ood_sources=[]", "data.bon_min_gap=1"])
+    assert (r.data.bon_ood_sources, r.data.bon_min_gap, r.data.train) == ([], 1.0, "")
+    for overrides, message in [
+        (["data.bon_pairs=b.jsonl.gz", "data.train=x.jsonl"], "data.bon_pairs makes the training and eval pairs"),
+        (["data.bon_pairs=b.jsonl.gz", "data.bon_heldout_fraction=1"], "data.bon_heldout_fraction must be in"),
+        (["data.bon_pairs=b.jsonl.gz", "data.bon_ood_sources=[oasst]"], "data.bon_id_sources and ood_sources"),
+        ([], "data.train is required"),
+    ]:
+        with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+            load_recipe(None, overrides)
