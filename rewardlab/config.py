@@ -129,6 +129,11 @@ class TrainConfig:
     """Resume from the latest complete checkpoint in ``output_dir`` when there is one."""
     feature_batch_tokens: int = 8192
     """Token budget per forward pass when caching frozen-backbone features and when evaluating."""
+    feature_cache: bool = True
+    """Frozen backbones (``bt_frozen``): keep each unique sequence's features on disk for later runs (other
+    heads, seeds, sizes, evaluation); false: in memory, this run only. ``rewardlab.models.feature_cache``."""
+    feature_cache_dir: str = ""
+    """Where ``feature_cache`` keeps features; empty: ``rewardlab.models.feature_cache.default_root()``."""
     ensemble: int = 1
     """Members of a reward-model ensemble: k > 1 trains k models with seeds seed, seed+1, ... into
     ``output_dir/member-i/`` and writes ``output_dir/ensemble.json``, which loads as one Scorer."""

@@ -44,9 +44,10 @@ from rewardlab.models.scorer import ScalarScorer
 from rewardlab.precision import resolve_dtype
 from rewardlab.train.data import (
     FeatureCollator,
-    FeatureDataset,
     HeadForward,
     PairCollator,
+    feature_dataset,
+    frozen_features,
     require_margins,
     tokenize_pairs,
     training_packs,
@@ -162,8 +163,11 @@ def _load_tokenizer(recipe: Recipe) -> tuple[str, object]:
     return base, tok
 
 
-def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData):
-    """Train/eval datasets, collator, the module the Trainer drives, and the encoder stats."""
+def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData, features=None):
+    """Train/eval datasets, collator, the module the Trainer drives, and the encoder stats.
+
+    ``features`` (a frozen backbone, :func:`rewardlab.train.data.frozen_features`): the head trains
+    alone on the cached features of both sides."""
     d = recipe.data
     encoder = ChatEncoder(tok, max_length=d.max_length, min_prompt_tokens=d.min_prompt_tokens)
     source = d.train or d.bon_pairs
@@ -174,28 +178,15 @@ def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData):
 
         train_ds, eval_ds, collator, module = lm_datasets(recipe, variant, model, train_ds, eval_ds)
         return (train_ds, eval_ds, collator, module, encoder.stats, recipe.train.group_by_length)
-    if variant.frozen_backbone:
-        scorer = ScalarScorer(
-            model,
-            tok,
-            batch_tokens=recipe.train.feature_batch_tokens,
-            packing="auto" if recipe.train.packing else False,
-            progress=True,
-        )
-
-        def feats(ds):
-            f = scorer.features(list(ds["chosen_ids"]) + list(ds["rejected_ids"]))
-            n = len(ds)
-            return FeatureDataset(f[:n], f[n:], torch.tensor(list(ds["margin"]), dtype=torch.float32))
-
+    if features is not None:
         for p in unwrap(model).parameters():
             p.requires_grad_(False)
         head = head_of(model)
         for p in head.parameters():
             p.requires_grad_(True)
         return (
-            feats(train_ds),
-            feats(eval_ds) if eval_ds else None,
+            feature_dataset(features, train_ds),
+            feature_dataset(features, eval_ds) if eval_ds else None,
             FeatureCollator(variant.needs_margin),
             HeadForward(head),
             encoder.stats,
@@ -222,13 +213,16 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     - ``train``: ``pairs``, ``steps`` (optimizer steps), ``loss`` (mean training loss), ``tokens``
       (of the tokenized training pairs; null for cached frozen-backbone features), ``tokens_seen`` (real
       tokens of every training batch, over all processes, epochs and resumed runs) and ``tokens_per_s``
-      (tokens seen by this run / ``train_seconds``), both null for cached features;
+      (tokens seen by this run / ``train_seconds``), both null for cached features; with a frozen
+      backbone also ``features`` (``cache_dir``, ``model_key``, ``pooling``, and the unique sequences
+      ``from_cache`` and ``computed`` by the backbone, evaluation included);
     - ``log_history``: the Trainer's log, one entry per ``train.logging_steps`` (``loss``,
       ``grad_norm``, ``learning_rate``, ``epoch``, ``step``), plus ``eval_*`` entries with ``eval_steps``;
     - ``data``: the load report of each split; ``truncation``: what truncation did;
     - ``recipe``: every recipe key as used;
     - ``eval`` (with held-out pairs): ``accuracy`` (ties count half), ``accuracy_ties_as_loss``,
-      ``n``, ``ties``, ``ci95``, ``per_subset``; the same is written to ``eval.json``;
+      ``n``, ``ties``, ``ci95``, ``per_subset``; the same is written to ``eval.json``. A frozen backbone
+      is evaluated from its cached float32 features, whatever ``train.dtype``;
     - ``eval_sets`` (only with further eval sets, e.g. ``ood`` from ``data.bon_pairs``): the same per
       set, also written to ``eval_<name>.json``.
     """
@@ -249,7 +243,8 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     if variant.needs_margin:  # before the model loads: fail fast, with one clear line
         require_margins(data.train, variant.name, recipe.data.train or recipe.data.bon_pairs)
     model = _build_model(recipe, base, tok)
-    train_ds, eval_ds, collator, module, stats, grouped = _datasets(recipe, variant, model, tok, data)
+    features = frozen_features(recipe, model, tok) if variant.frozen_backbone else None
+    train_ds, eval_ds, collator, module, stats, grouped = _datasets(recipe, variant, model, tok, data, features)
     args = training_args(recipe, out, eval_ds is not None, grouped)
     trainer = RewardTrainer(
         model=module,
@@ -270,7 +265,11 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     whole = gathered_model(trainer, model, lambda: _build_model(recipe, base, tok))
     if whole is not None:  # process 0
         final = save_reward_model(whole, tok, out / "final", merge=recipe.model.merge_lora, base_model=base)
-        metrics.update(_final_evals(final, data, out, recipe))
+        if features is not None:  # the trained head on the cached features: no backbone pass for known texts
+            features.head = head_of(whole)
+        metrics.update(_final_evals(final, data, out, recipe, features))
+        if features is not None:
+            metrics["train"]["features"] = features.cache.summary()
         _write_json(out / "metrics.json", metrics)
     trainer.accelerator.wait_for_everyone()
     return metrics
