@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from rewardlab.types import PreferencePair
 ID_SOURCES = ("selfinstruct", "oasst", "helpful_base")
 OOD_SOURCES = ("koala", "vicuna")
 SPLITS = ("train", "heldout", "ood")
+
+log = logging.getLogger("rewardlab")
 
 
 @dataclass
@@ -161,9 +164,6 @@ def training_splits(path: str | Path, train_limit: int | None = None, eval_size:
     ``train_limit``, whole instructions), the held-out and OOD pairs (each capped at ``eval_size``, one
     pair per instruction in turn), and the builder's stats with ``used``: the pairs and instructions of
     each set as used. ``kwargs`` go to :func:`build_bon_pairs`."""
-    import logging
-
-    log = logging.getLogger("rewardlab")
     built = bon_pairs_from_file(path, **kwargs)
     log.info("data: %s", format_stats(built.stats))
     train, n_train = take_pairs(built.train, train_limit)
