@@ -68,6 +68,21 @@ class DataConfig:
     """Token limit per sequence (prompt + response); longer ones are truncated, prompt from the left first."""
     min_prompt_tokens: int = 32
     """Truncation keeps at least this many prompt tokens before cutting the response."""
+    bon_pairs: str = ""
+    """Instead of ``train`` / ``eval``: a best-of-n file with gold judgements (AlpacaEval best-of-16 shape)
+    made into pairs as ``rewardlab pairs`` does (``rewardlab.data.bon_pairs``): the training split trains
+    (``train_limit``: its first N pairs, whole instructions), the held-out one is the eval set, the OOD one
+    a second eval set ``ood`` (``eval_size`` caps each, one pair per instruction in turn)."""
+    bon_min_gap: float = 0.5
+    """With ``bon_pairs``: the smallest gold-score gap that makes a pair (its margin is the gap)."""
+    bon_heldout_fraction: float = 0.3
+    """With ``bon_pairs``: fraction of the in-distribution instructions held out (the eval set)."""
+    bon_id_sources: list[str] = field(default_factory=lambda: ["selfinstruct", "oasst", "helpful_base"])
+    """With ``bon_pairs``: in-distribution sources (the records' ``dataset`` field): train and held-out."""
+    bon_ood_sources: list[str] = field(default_factory=lambda: ["koala", "vicuna"])
+    """With ``bon_pairs``: out-of-distribution sources, only evaluated (``[]``: none)."""
+    bon_split_seed: int = 0
+    """With ``bon_pairs``: seed of the split of instructions (training seeds vary the model, not the split)."""
 
 
 @dataclass
@@ -116,6 +131,11 @@ class TrainConfig:
     damaged newer one is passed over with a warning)."""
     feature_batch_tokens: int = 8192
     """Token budget per forward pass when caching frozen-backbone features and when evaluating."""
+    feature_cache: bool = True
+    """Frozen backbones (``bt_frozen``): keep each unique sequence's features on disk for later runs (other
+    heads, seeds, sizes, evaluation); false: in memory, this run only. ``rewardlab.models.feature_cache``."""
+    feature_cache_dir: str = ""
+    """Where ``feature_cache`` keeps features; empty: ``rewardlab.models.feature_cache.default_root()``."""
     ensemble: int = 1
     """Members of a reward-model ensemble: k > 1 trains k models with seeds seed, seed+1, ... into
     ``output_dir/member-i/`` and writes ``output_dir/ensemble.json``, which loads as one Scorer."""
@@ -169,7 +189,11 @@ class Recipe:
         """(is it wrong, what to tell the user) for each single-key or cross-key check."""
         m, d, t = self.model, self.data, self.train
         return [
-            (not d.train, "data.train is required: a preference data file, directory or dataset id"),
+            (not d.train and not d.bon_pairs,
+             "data.train is required: a preference data file, directory or dataset id (or data.bon_pairs)"),
+            (bool(d.bon_pairs and (d.train or d.eval)),
+             "data.bon_pairs makes the training and eval pairs: leave data.train and data.eval empty"),
+            *((True, f"data.bon_{p}") for p in (_bon_problems(d) if d.bon_pairs else [])),
             (m.head not in ("linear", "mlp"), f"model.head must be 'linear' or 'mlp', got {m.head!r}"),
             (m.head == "mlp" and not (1 <= len(m.mlp_hidden) <= 2 and min(m.mlp_hidden, default=0) >= 1),
              f"model.mlp_hidden must list 1 or 2 positive widths, got {m.mlp_hidden}"),
@@ -191,6 +215,11 @@ class Recipe:
             (not 0 <= d.min_prompt_tokens < d.max_length,
              f"data.min_prompt_tokens={d.min_prompt_tokens} must be >= 0 and < data.max_length={d.max_length}"),
         ]
+
+
+def _bon_problems(d: DataConfig) -> list[str]:
+    from rewardlab.data.bon_pairs import settings_problems
+    return settings_problems(d.bon_min_gap, d.bon_heldout_fraction, d.bon_id_sources, d.bon_ood_sources)
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}

@@ -122,6 +122,13 @@ def write_jsonl(path: Path, rows: list) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def feature_cache_in_tmp(tmp_path_factory):
+    """Frozen-backbone runs (in-process and the CLI's subprocesses) keep their feature cache in the test
+    session's temporary directory, not in the user's ``~/.cache/rewardlab``."""
+    os.environ["REWARDLAB_FEATURE_CACHE"] = str(tmp_path_factory.mktemp("feature-cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))

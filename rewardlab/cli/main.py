@@ -10,7 +10,7 @@ import sys
 from rewardlab import __version__
 
 VERBS = ("train", "eval", "score", "export", "variants", "assets", "dtype", "star", "audit", "serve", "rewardbench",
-         "suite", "bon", "sample")
+         "suite", "bon", "sample", "pairs")
 
 
 def build_parser() -> argparse.ArgumentParser:

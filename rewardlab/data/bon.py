@@ -96,13 +96,14 @@ def load_bon_records(source: str | Path, lenient: bool = False,
     return out, report
 
 
-def gold_gap_pairs(records: list[BonRecord], min_gap: float = 0.5, per_instruction: int = 1,
+def gold_gap_pairs(records: list[BonRecord], min_gap: float = 0.5, per_instruction: int | None = 1,
                    skip_identical: bool = True) -> tuple[list[PreferencePair], dict]:
     """Preference pairs from two samples of one instruction whose gold scores differ by ``>= min_gap``.
 
     Rule: among the labelled samples of each instruction, take the pairs (i, j) with
     ``gold[i] - gold[j] >= min_gap``, widest gap first (ties by sample index), at most ``per_instruction``
-    of them, never reusing a sample. The higher-scored sample is ``chosen`` and ``margin`` is the gap.
+    of them, never reusing a sample; ``per_instruction=None`` takes every such pair (a sample then sits
+    in several pairs). The higher-scored sample is ``chosen`` and ``margin`` is the gap.
     Returns the pairs and counts: instructions read, with fewer than two labels, without any pair whose
     gap reaches ``min_gap``, pairs skipped because both texts were identical, and pairs made.
     """
@@ -122,9 +123,9 @@ def gold_gap_pairs(records: list[BonRecord], min_gap: float = 0.5, per_instructi
         used: set[int] = set()
         made = 0
         for gap, i, j in candidates:
-            if made >= per_instruction:
+            if per_instruction is not None and made >= per_instruction:
                 break
-            if i in used or j in used:
+            if per_instruction is not None and (i in used or j in used):
                 continue
             if skip_identical and rec.samples[i].strip() == rec.samples[j].strip():
                 stats["identical_texts"] += 1
@@ -138,3 +139,18 @@ def gold_gap_pairs(records: list[BonRecord], min_gap: float = 0.5, per_instructi
             stats["no_gap"] += 1
     stats["pairs"] = len(pairs)
     return pairs, stats
+
+
+def write_bon_records(records: list[BonRecord], path: str | Path) -> Path:
+    """Write records in the AlpacaEval best-of-16 shape, which :func:`load_bon_records` and
+    :func:`rewardlab.bon.data.load_bon_items` (hence ``rewardlab bon``) read back unchanged."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        for r in records:
+            row = {"id": r.id, "dataset": r.subset, "instruction": r.instruction, "reference": r.reference,
+                   "samples": list(r.samples), "gold_preference": list(r.gold)}
+            fh.write(json.dumps(row) + "\n")
+    return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,6 +91,21 @@ def split_pairs(
     train = [p for i, p in enumerate(pairs) if i not in held_out]
     evals = [p for i, p in enumerate(pairs) if i in held_out]
     return train, evals
+
+
+def write_pairs_jsonl(pairs: Sequence[PreferencePair], path: str | Path) -> Path:
+    """Write pairs in the ``explicit`` format (message lists, margin, id, subset) that ``load_pairs`` reads."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        for p in pairs:
+            row = {"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "id": p.id}
+            if p.margin is not None:
+                row["margin"] = p.margin
+            if p.subset is not None:
+                row["subset"] = p.subset
+            fh.write(json.dumps(row) + "\n")
+    return path
 
 
 def load_conversations(source: str | Path) -> list[tuple[str, Conversation]]:

@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from rewardlab.data.load import write_pairs_jsonl  # studies import it from here too
 from rewardlab.types import PreferencePair
 
 
@@ -47,21 +48,6 @@ def start_study(args, data_paths, runs: str | Path,
     runs.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2) + "\n")
     return runs
-
-
-def write_pairs_jsonl(pairs: Sequence[PreferencePair], path: str | Path) -> Path:
-    """Write pairs in the ``explicit`` format (message lists, margin, id, subset) that ``load_pairs`` reads."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        for p in pairs:
-            row = {"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "id": p.id}
-            if p.margin is not None:
-                row["margin"] = p.margin
-            if p.subset is not None:
-                row["subset"] = p.subset
-            fh.write(json.dumps(row) + "\n")
-    return path
 
 
 def id_ood_sets(hh: str | Path, bon: str | Path, runs: str | Path, id_size: int, ood_size: int,

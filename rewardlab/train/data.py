@@ -173,6 +173,28 @@ class FeatureCollator:
         return out
 
 
+def frozen_features(recipe, model: torch.nn.Module, tokenizer):
+    """The frozen backbone of ``model`` behind a :class:`rewardlab.models.feature_cache.FeatureCache`
+    (last-token features): on disk with ``train.feature_cache`` (under ``train.feature_cache_dir``),
+    else in memory for this run. Its encoder (``data.max_length``) is the final evaluation's."""
+    from rewardlab.models.feature_cache import CachedScorer, FeatureCache, default_root
+    from rewardlab.models.scorer import ScalarScorer
+
+    t = recipe.train
+    scorer = ScalarScorer(model, tokenizer, max_length=recipe.data.max_length, batch_tokens=t.feature_batch_tokens,
+                          packing="auto" if t.packing else False)
+    root = (t.feature_cache_dir or default_root()) if t.feature_cache else None
+    return CachedScorer(scorer, FeatureCache(model, "last", root), progress=True)
+
+
+def feature_dataset(features, ds) -> FeatureDataset:
+    """Cached features of a tokenized pair dataset (:func:`tokenize_pairs`); ``features`` is what
+    :func:`frozen_features` returns."""
+    f = features.features(list(ds["chosen_ids"]) + list(ds["rejected_ids"]))
+    n = len(ds)
+    return FeatureDataset(f[:n], f[n:], torch.tensor(list(ds["margin"]), dtype=torch.float32))
+
+
 class HeadForward(torch.nn.Module):
     """Rewards from cached features through the head alone (frozen backbone)."""
 

@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -45,9 +45,10 @@ from rewardlab.precision import auto_choice, dtype_name, resolve_dtype
 from rewardlab.train.checkpoints import LogAtCheckpoints, checkpoint_step, latest_checkpoint, whole_run_loss
 from rewardlab.train.data import (
     FeatureCollator,
-    FeatureDataset,
     HeadForward,
     PairCollator,
+    feature_dataset,
+    frozen_features,
     require_margins,
     tokenize_pairs,
     training_packs,
@@ -65,10 +66,14 @@ class PreparedData:
     train: list[PreferencePair]
     eval: list[PreferencePair]
     reports: dict
+    extra_evals: dict[str, list[PreferencePair]] = field(default_factory=dict)
+    """Further named eval sets (``data.bon_pairs``: ``ood``), reported under ``eval_sets``."""
 
 
 def prepare_data(recipe: Recipe) -> PreparedData:
     d = recipe.data
+    if d.bon_pairs:
+        return _bon_pair_data(recipe)
     train, rep = load_pairs(d.train, format=d.format, lenient=d.lenient, limit=d.train_limit or None)
     reports = {"train": rep.to_dict()}
     evals: list[PreferencePair] = []
@@ -87,6 +92,17 @@ def training_device() -> torch.device:
     from accelerate import PartialState
 
     return PartialState().device if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _bon_pair_data(recipe: Recipe) -> PreparedData:
+    from rewardlab.data.bon_pairs import training_splits
+
+    d = recipe.data
+    train, heldout, ood, report = training_splits(
+        d.bon_pairs, d.train_limit or None, d.eval_size or None, min_gap=d.bon_min_gap,
+        heldout_fraction=d.bon_heldout_fraction, id_sources=d.bon_id_sources, ood_sources=d.bon_ood_sources,
+        seed=d.bon_split_seed)
+    return PreparedData(train, heldout, {"bon_pairs": report}, {"ood": ood} if ood else {})
 
 
 def training_dtype(recipe: Recipe) -> torch.dtype:
@@ -149,39 +165,31 @@ def _load_tokenizer(recipe: Recipe) -> tuple[str, object]:
     return base, tok
 
 
-def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData, dtype: torch.dtype):
-    """Train/eval datasets, collator, the module the Trainer drives, and the encoder stats."""
+def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData, dtype: torch.dtype,
+              features=None):
+    """Train/eval datasets, collator, the module the Trainer drives, and the encoder stats.
+
+    ``features`` (a frozen backbone, :func:`rewardlab.train.data.frozen_features`): the head trains
+    alone on the cached features of both sides."""
     d = recipe.data
     encoder = ChatEncoder(tok, max_length=d.max_length, min_prompt_tokens=d.min_prompt_tokens)
-    train_ds = tokenize_pairs(data.train, encoder, d.train)
-    eval_ds = tokenize_pairs(data.eval, encoder, d.eval or f"{d.train} (held-out)") if data.eval else None
+    source = d.train or d.bon_pairs
+    train_ds = tokenize_pairs(data.train, encoder, source)
+    eval_ds = tokenize_pairs(data.eval, encoder, d.eval or f"{source} (held-out)") if data.eval else None
     if variant.has_lm_head:
         from rewardlab.train.grm import lm_datasets
 
         train_ds, eval_ds, collator, module = lm_datasets(recipe, variant, model, train_ds, eval_ds, dtype)
         return (train_ds, eval_ds, collator, module, encoder.stats, recipe.train.group_by_length)
-    if variant.frozen_backbone:
-        scorer = ScalarScorer(
-            model,
-            tok,
-            batch_tokens=recipe.train.feature_batch_tokens,
-            packing="auto" if recipe.train.packing else False,
-            progress=True,
-        )
-
-        def feats(ds):
-            f = scorer.features(list(ds["chosen_ids"]) + list(ds["rejected_ids"]))
-            n = len(ds)
-            return FeatureDataset(f[:n], f[n:], torch.tensor(list(ds["margin"]), dtype=torch.float32))
-
+    if features is not None:
         for p in unwrap(model).parameters():
             p.requires_grad_(False)
         head = head_of(model)
         for p in head.parameters():
             p.requires_grad_(True)
         return (
-            feats(train_ds),
-            feats(eval_ds) if eval_ds else None,
+            feature_dataset(features, train_ds),
+            feature_dataset(features, eval_ds) if eval_ds else None,
             FeatureCollator(variant.needs_margin),
             HeadForward(head),
             encoder.stats,
@@ -212,7 +220,9 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
       it, see :class:`rewardlab.precision.AutoChoice`; else null), ``tokens``
       (of the tokenized training pairs; null for cached frozen-backbone features), ``tokens_seen`` (real
       tokens of every training batch, over all processes, epochs and resumed runs) and ``tokens_per_s``
-      (tokens seen by this run / ``train_seconds``), both null for cached features;
+      (tokens seen by this run / ``train_seconds``), both null for cached features; with a frozen
+      backbone also ``features`` (``cache_dir``, ``model_key``, ``pooling``, and the unique sequences
+      ``from_cache`` and ``computed`` by the backbone, evaluation included);
     - ``log_history``: the Trainer's log, one entry per ``train.logging_steps`` and one at every saved
       checkpoint (``loss``, the mean since the previous entry, ``grad_norm``, ``learning_rate``, ``epoch``,
       ``step``), plus ``eval_*`` entries with ``eval_steps``;
@@ -220,7 +230,10 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     - ``recipe``: every recipe key as given (``train.dtype`` may say ``auto``: ``train.dtype`` above says
       what it became);
     - ``eval`` (with held-out pairs): ``accuracy`` (ties count half), ``accuracy_ties_as_loss``,
-      ``n``, ``ties``, ``ci95``, ``per_subset``; the same is written to ``eval.json``.
+      ``n``, ``ties``, ``ci95``, ``per_subset``; the same is written to ``eval.json``. A frozen backbone
+      is evaluated from its cached float32 features, whatever ``train.dtype``;
+    - ``eval_sets`` (only with further eval sets, e.g. ``ood`` from ``data.bon_pairs``): the same per
+      set, also written to ``eval_<name>.json``.
     """
     if recipe.train.ensemble > 1:
         from rewardlab.train.ensemble import train_ensemble
@@ -237,11 +250,13 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     base, tok = _load_tokenizer(recipe)
     data = data or prepare_data(recipe)
     if variant.needs_margin:  # before the model loads: fail fast, with one clear line
-        require_margins(data.train, variant.name, recipe.data.train)
+        require_margins(data.train, variant.name, recipe.data.train or recipe.data.bon_pairs)
     model = _build_model(recipe, base, tok)
     dtype = training_dtype(recipe)
     log.info("training in %s%s", dtype_name(dtype), " mixed precision" if dtype == torch.bfloat16 else "")
-    train_ds, eval_ds, collator, module, stats, grouped = _datasets(recipe, variant, model, tok, data, dtype)
+    features = frozen_features(recipe, model, tok) if variant.frozen_backbone else None
+    train_ds, eval_ds, collator, module, stats, grouped = _datasets(recipe, variant, model, tok, data, dtype,
+                                                                    features)
     args = training_args(recipe, out, eval_ds is not None, grouped, dtype)
     trainer = RewardTrainer(
         model=module,
@@ -265,8 +280,11 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     whole = gathered_model(trainer, model, lambda: _build_model(recipe, base, tok))
     if whole is not None:  # process 0
         final = save_reward_model(whole, tok, out / "final", merge=recipe.model.merge_lora, base_model=base)
-        if data.eval:
-            metrics["eval"] = _final_eval(final, data.eval, out, recipe, dtype)
+        if features is not None:  # the trained head on the cached features: no backbone pass for known texts
+            features.head = head_of(whole)
+        metrics.update(_final_evals(final, data, out, recipe, dtype, features))
+        if features is not None:
+            metrics["train"]["features"] = features.cache.summary()
         _write_json(out / "metrics.json", metrics)
     trainer.accelerator.wait_for_everyone()
     return metrics
@@ -369,14 +387,30 @@ def _write_json(path: Path, obj: dict) -> None:
     tmp.replace(path)
 
 
-def _final_eval(final: Path, pairs: list[PreferencePair], out: Path, recipe: Recipe, dtype: torch.dtype) -> dict:
-    scorer = ScalarScorer.load(  # on the GPU when there is one, as training was, in the dtype it trained in
-        final,
-        dtype=dtype,
-        max_length=recipe.data.max_length,
-        batch_tokens=recipe.train.feature_batch_tokens,
-        progress=True,
-    )
-    summary, rows = evaluate_pairs(scorer, pairs, seed=recipe.train.seed)
-    write_results(summary, rows, out / "eval.json")
+def _final_evals(final: Path, data: PreparedData, out: Path, recipe: Recipe, dtype: torch.dtype,
+                 scorer=None) -> dict:
+    """``eval`` (the held-out pairs, written to ``eval.json``) and ``eval_sets`` (each further set,
+    ``eval_<name>.json``), scored by ``scorer`` or else the saved model."""
+    if not data.eval and not data.extra_evals:
+        return {}
+    if scorer is None:
+        scorer = ScalarScorer.load(  # on the GPU when there is one, as training was, in the dtype it trained in
+            final,
+            dtype=dtype,
+            max_length=recipe.data.max_length,
+            batch_tokens=recipe.train.feature_batch_tokens,
+            progress=True,
+        )
+    results: dict = {}
+    if data.eval:
+        results["eval"] = _evaluate(scorer, data.eval, out / "eval.json", recipe.train.seed)
+    if data.extra_evals:
+        results["eval_sets"] = {name: _evaluate(scorer, pairs, out / f"eval_{name}.json", recipe.train.seed)
+                                for name, pairs in data.extra_evals.items()}
+    return results
+
+
+def _evaluate(scorer, pairs: list[PreferencePair], path: Path, seed: int) -> dict:
+    summary, rows = evaluate_pairs(scorer, pairs, seed=seed)
+    write_results(summary, rows, path)
     return summary
