@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rewardlab.data.readers import DataError, iter_records
+from rewardlab.data.validate import check_text
 from rewardlab.types import Conversation, DataReport, PreferencePair
 
 
@@ -50,7 +51,7 @@ def _parse(location: str, rec: dict) -> BonRecord:
             raise DataError(location, key, f"expected {what}, got {type(value).__name__}")
         return value
 
-    instruction = need("instruction", str, "a string")
+    instruction = check_text(need("instruction", str, "a string"), location, "instruction")
     samples = need("samples", list, "a list of answer strings")
     gold = need("gold_preference", list, "a list of numbers or nulls, one per sample")
     if not instruction.strip():
@@ -61,8 +62,7 @@ def _parse(location: str, rec: dict) -> BonRecord:
         raise DataError(location, "gold_preference",
                         f"has {len(gold)} entries for {len(samples)} samples", reason="bad_structure")
     for i, s in enumerate(samples):
-        if not isinstance(s, str):
-            raise DataError(location, f"samples[{i}]", f"expected a string, got {type(s).__name__}")
+        check_text(s, location, f"samples[{i}]")
     clean: list[float | None] = []
     for i, g in enumerate(gold):
         if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g)):
