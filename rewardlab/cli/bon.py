@@ -43,18 +43,18 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     from rewardlab.bon.run import bon_lab, format_curve
+    from rewardlab.cli.eval import vet_model
     from rewardlab.cli.suite import split_named
     from rewardlab.config import ConfigError
 
     proxies = dict(split_named(s, "proxy") for s in args.proxy)
     if len(proxies) != len(args.proxy):
         raise ConfigError("bon: two --proxy have the same name; name them NAME=DIR")
-    for path in [*proxies.values(), *([args.gold_model] if args.gold_model else [])]:
-        if path.startswith(("/", ".", "~")) and not Path(path).expanduser().exists():
-            raise FileNotFoundError(f"{path}: no such model directory")
+    for path in proxies.values():
+        vet_model(path, args.trust_checkpoint, "--proxy")
+    if args.gold_model:
+        vet_model(args.gold_model, args.trust_checkpoint, "--gold-model")
     result = bon_lab(proxies, args.data, args.out, gold_model=args.gold_model, win_threshold=args.win_threshold,
                      prompts=args.prompts, max_candidates=args.max_candidates, n_boot=args.n_boot, seed=args.seed,
                      title=args.title, dtype=args.dtype, max_length=args.max_length, batch_tokens=args.batch_tokens,
@@ -63,7 +63,8 @@ def run(args) -> int:
     for name, c in result["proxies"].items():
         fit = c["gao_fit"]
         if fit:
-            print(f"{name}: Gao fit alpha={fit['alpha']:.4f} beta={fit['beta']:.4f} R2={fit['r2']:.3f}")
+            r2 = "undefined" if fit["r2"] is None else f"{fit['r2']:.3f}"
+            print(f"{name}: Gao fit alpha={fit['alpha']:.4f} beta={fit['beta']:.4f} R2={r2}")
     print(f"prompts {result['prompts']}, candidates per prompt {result['candidates']}")
     print("results: {json}\nscores: {scores}\nplot: {plot}".format(**result["paths"]))
     return 0
