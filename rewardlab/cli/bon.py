@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
         help="best-of-n: expected proxy and gold value of the best-of-n choice for n = 1..N, several proxies",
         description="Score every candidate once with each proxy reward model; for n = 1..N compute the expected "
         "proxy and gold value of the proxy's best-of-n choice over all size-n subsets (exact, order statistics; "
-        "ties go to the earlier candidate), with bootstrap 95%% intervals over prompts, against KL_bon = "
+        "ties go to the earlier candidate), with bootstrap 95% intervals over prompts, against KL_bon = "
         "log n - (n-1)/n, and fit gold - gold(n=1) = d(alpha - beta d), d = sqrt(KL). Gold comes from the file "
         "(candidates without gold are dropped) or from --gold-model. Writes bon.json, scores.jsonl, bon.png.",
     )

@@ -134,7 +134,7 @@ def add_parser(sub) -> None:
         "eval",
         help="preference accuracy of a reward model on pairs",
         description="Score both sides of every pair; report accuracy (ties count half; also "
-        "ties-as-loss), ties, a bootstrap 95%% interval, and per-subset accuracy.",
+        "ties-as-loss), ties, a bootstrap 95% interval, and per-subset accuracy.",
     )
     add_common_model_args(p)
     add_judge_args(p)
@@ -145,7 +145,9 @@ def add_parser(sub) -> None:
     p.add_argument("--lenient", action="store_true", help="skip bad records, with a counted report")
     p.add_argument("--limit", type=int, default=None, help="use at most this many pairs")
     p.add_argument(
-        "--out", default="eval.json", help="results JSON; per-pair scores go to <stem>.pairs.jsonl beside it"
+        "--out", default="eval.json",
+        help="results JSON (default: eval.json in the current directory); per-pair scores go to "
+        "<stem>.pairs.jsonl beside it",
     )
     p.set_defaults(run=run)
 
@@ -168,6 +170,6 @@ def run(args) -> int:
     keys = ("accuracy", "n", "ties", "ci95", "order_consistency", "unparseable")
     print(jsonout.dumps({k: summary[k] for k in keys if k in summary}))
     print(f"results: {out}\nper-pair scores: {per_pair}")
-    if report.n_dropped:
-        print(f"dropped: {report.summary()}")
+    if report.n_dropped or report.skipped:
+        print(f"data: {report.summary()}")
     return 0
