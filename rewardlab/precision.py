@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rewardlab import jsonout
+
 log = logging.getLogger("rewardlab")
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -157,7 +159,7 @@ def _write_cache(path: Path, key: str, entry: dict) -> None:
         data = _read_cache(path)
         data[key] = entry
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(jsonout.dumps(data, indent=2, sort_keys=True) + "\n")
         tmp.replace(path)
     except OSError as e:
         log.warning("dtype auto: could not cache the measurement in %s (%s)", path, e)

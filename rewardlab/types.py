@@ -56,6 +56,8 @@ class DataReport:
     dropped: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
     """Up to a few locations (``file:line``) per drop reason, to find them again."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Entries of a data directory that were not read (subdirectories, other file types) -> why."""
 
     def drop(self, reason: str, where: str) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
@@ -72,14 +74,18 @@ class DataReport:
             raise AssertionError(f"report does not add up: read={self.read} kept={self.kept} dropped={self.dropped}")
 
     def summary(self) -> str:
-        if not self.dropped:
-            return f"{self.source}: read {self.read}, kept {self.kept}"
-        parts = ", ".join(f"{k}: {v} (e.g. {', '.join(self.examples.get(k, [])[:2])})" for k, v in self.dropped.items())
-        return f"{self.source}: read {self.read}, kept {self.kept}, dropped {self.n_dropped} [{parts}]"
+        text = f"{self.source}: read {self.read}, kept {self.kept}"
+        if self.dropped:
+            parts = ", ".join(f"{k}: {v} (e.g. {', '.join(self.examples.get(k, [])[:2])})"
+                              for k, v in self.dropped.items())
+            text += f", dropped {self.n_dropped} [{parts}]"
+        if self.skipped:
+            text += f", skipped {len(self.skipped)} directory entries not read ({', '.join(self.skipped)})"
+        return text
 
     def to_dict(self) -> dict:
         return {"source": self.source, "read": self.read, "kept": self.kept, "dropped": dict(self.dropped),
-                "examples": {k: list(v) for k, v in self.examples.items()}}
+                "examples": {k: list(v) for k, v in self.examples.items()}, "skipped": dict(self.skipped)}
 
 
 @runtime_checkable

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from rewardlab import jsonout
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -119,7 +121,7 @@ def score_once(args, name: str, rm: Path, runs: Path) -> Path:
         res = bon_lab({name: str(rm)}, args.bon, out, win_threshold=1.5, prompts=args.prompts or None,
                       n_boot=args.n_boot, seed=args.seed, title="AlpacaEval best-of-n", dtype="float32",
                       max_length=args.max_length, progress=True)
-        (out / "seconds.json").write_text(json.dumps({"score_seconds": round(time.time() - t0, 1),
+        (out / "seconds.json").write_text(jsonout.dumps({"score_seconds": round(time.time() - t0, 1),
                                                       "provenance": res["provenance"]}) + "\n")
     return out
 
@@ -221,7 +223,7 @@ def write_report(args, argv, rms: dict, result: dict, alpaca_stats: dict | None)
               for name, (rm, m) in rms.items()}
     doc = {"args": vars(args), "reward_models": models, "alpaca_training_pairs": alpaca_stats,
            "published_bo16": PUBLISHED, "bon": result}
-    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "results.json").write_text(jsonout.dumps(doc, indent=2) + "\n")
     names = list(result["proxies"])
     orc = result["oracle"]
     head = "| n | KL_bon | " + " | ".join(f"{n}: gold win % [95% CI]" for n in names) + " | random | oracle |"
@@ -243,7 +245,7 @@ def write_report(args, argv, rms: dict, result: dict, alpaca_stats: dict | None)
                         f"training {m.get('train_seconds', 'n/a')} s, scoring {result['score_seconds'][name]} s.")
         f = result["proxies"][name]["gao_fit"]
         peak = f", peak at KL = {f['kl_peak']:.2f}" if "kl_peak" in f else ""
-        fit_lines.append(f"| {name} | {f['alpha']:.4f} | {f['beta']:.4f} | {f['r2']:.3f}{peak} |")
+        fit_lines.append(f"| {name} | {f['alpha']:.4f} | {f['beta']:.4f} | {'-' if f['r2'] is None else format(f['r2'], '.3f')}{peak} |")
     cmd = "python experiments/bon_alpacaeval/run.py" + ("" if argv is None else " " + shlex.join(argv))
     sel, prov = result["selection"], result["provenance"]
     pub = "\n".join(f"| {k} | {v} |" for k, v in PUBLISHED.items())

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from rewardlab import jsonout
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -152,7 +154,7 @@ def main(argv=None) -> int:
     wall_log = runs / "wall_seconds.json"
     spent = json.loads(wall_log.read_text()) if wall_log.exists() else []
     spent.append(results["wall_seconds"])
-    wall_log.write_text(json.dumps(spent) + "\n")
+    wall_log.write_text(jsonout.dumps(spent) + "\n")
     results["wall_seconds_all_invocations"] = round(sum(spent), 1)
     results["data"] = {"hh_report": data["hh_report"], "train_pool": data["pool"], "train": args.train_size,
                        "id_eval": len(data["id_eval"]), "ood_eval": len(data["ood_eval"]), "ood_rule": data["ood_stats"]}
@@ -165,7 +167,7 @@ def write_report(args, results: dict, rows: list[str], argv) -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.json").write_text(jsonout.dumps(results, indent=2) + "\n")
     columns = ["ID", "OOD", "order consistency ID", "order consistency OOD"]
     cells, plot_rows = {}, {}
     for r in rows:

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from rewardlab import jsonout
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -169,7 +171,7 @@ def write_report(args, results: dict, methods: list[str], argv) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = results["data"]["sizes"]
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.json").write_text(jsonout.dumps(results, indent=2) + "\n")
     columns = [f"{split} (n={n})" for n in sizes for split in ("ID", "OOD")]
     cells, plot_rows = {}, {}
     for m in methods:

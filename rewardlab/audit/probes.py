@@ -252,12 +252,19 @@ def builtin_probes() -> dict[str, Probe]:
 
 
 def _as_conv(value, role: str, where: str, key: str) -> Conversation:
-    if isinstance(value, str):
-        if role == "assistant" and not value.strip():
-            raise ProbeError(f"{where}: '{key}' is empty")
-        return [{"role": role, "content": value}]
-    if isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value):
-        return value
+    """A string (one ``role`` turn) or messages, checked as every input is (:mod:`rewardlab.data.validate`)."""
+    from rewardlab.data.readers import DataError
+    from rewardlab.data.validate import check_messages, check_text
+
+    try:
+        if isinstance(value, str):
+            if role == "assistant" and not value.strip():
+                raise ProbeError(f"{where}: '{key}' is empty")
+            return [{"role": role, "content": check_text(value, where, key)}]
+        if isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value):
+            return check_messages(value, where, key)
+    except DataError as e:
+        raise ProbeError(str(e)) from None
     raise ProbeError(f"{where}: '{key}' must be a string or a list of {{role, content}} messages")
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rewardlab import jsonout
 from rewardlab.audit.probes import Probe, builtin_probes, run_probes
 from rewardlab.audit.report import write_report
 from rewardlab.audit.trace import can_trace, token_trace
@@ -57,5 +57,5 @@ def write_audit(result: AuditResult, out_html: str | Path, out_json: str | Path 
                 images: Sequence[str] = (), title: str = "Reward model audit", meta: dict | None = None) -> Path:
     path = write_report(out_html, title, result.probes, [(p, t) for _, p, t in result.traces], images, meta)
     if out_json:
-        Path(out_json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        Path(out_json).write_text(jsonout.dumps(result.to_dict(), indent=2) + "\n")
     return path

@@ -111,7 +111,7 @@ def fit_gao(kl: Sequence[float], gain: Sequence[float]) -> dict:
     """Least-squares fit of Gao et al.'s best-of-n form gain ≈ d(α − β·d), d = √KL (no intercept).
 
     ``gain`` is the gold value minus its value at n = 1 (so the curve starts at 0 as the form demands).
-    Returns ``alpha``, ``beta``, ``r2`` (against the mean of ``gain``), and where the fitted curve peaks
+    Returns ``alpha``, ``beta``, ``r2`` (against the mean of ``gain``; ``None`` when ``gain`` is constant), and where the fitted curve peaks
     (``d_peak`` = α/2β, ``kl_peak``, ``gain_peak``) when β > 0.
     """
     d = np.sqrt(np.asarray(kl, dtype=float))
@@ -122,7 +122,7 @@ def fit_gao(kl: Sequence[float], gain: Sequence[float]) -> dict:
     (alpha, beta), *_ = np.linalg.lstsq(design, y, rcond=None)
     pred = design @ np.array([alpha, beta])
     ss_tot = float(((y - y.mean()) ** 2).sum())
-    r2 = 1 - float(((y - pred) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
+    r2 = 1 - float(((y - pred) ** 2).sum()) / ss_tot if ss_tot > 0 else None
     fit = {"alpha": float(alpha), "beta": float(beta), "r2": r2, "form": "gold - gold(n=1) = d*(alpha - beta*d), d = sqrt(KL_bon)"}
     if beta > 0:
         d_peak = alpha / (2 * beta)

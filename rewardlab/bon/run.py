@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rewardlab import jsonout
 from rewardlab.bon.data import BonItem, equal_size, labelled_only
 from rewardlab.bon.estimator import expected_best_of_n, fit_gao
 from rewardlab.config import ConfigError
@@ -95,10 +96,10 @@ def write_bon(result: dict, scores: dict[str, list[np.ndarray]], items: list[Bon
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "bon.json", "scores": out / "scores.jsonl", "plot": out / "bon.png"}
-    paths["json"].write_text(json.dumps(result, indent=2) + "\n")
+    paths["json"].write_text(jsonout.dumps(result, indent=2) + "\n")
     with paths["scores"].open("w") as fh:
         for p, it in enumerate(items):
-            fh.write(json.dumps({"id": it.id, **{k: [round(float(x), 6) for x in v[p]] for k, v in scores.items()}})
+            fh.write(jsonout.dumps({"id": it.id, **{k: [round(float(x), 6) for x in v[p]] for k, v in scores.items()}})
                      + "\n")
     plot_bon(result, paths["plot"], title=title)
     return paths

@@ -8,9 +8,9 @@ judge them with ``--gold-model``, or fill ``gold`` from another judge.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from rewardlab import jsonout
 from rewardlab.data.formats import to_prompt
 from rewardlab.data.readers import DataError, iter_records
 from rewardlab.types import Conversation
@@ -43,13 +43,16 @@ def sample_candidates(policy: str, prompts: list[tuple[str, Conversation]], n: i
 
     from rewardlab.assets import resolve_model_path
     from rewardlab.models.generation import make_backend
+    from rewardlab.models.safety import check_checkpoint
     from rewardlab.models.scorer import parse_dtype
 
     path = str(resolve_model_path(policy))
+    use_safe = check_checkpoint(path, trust)  # pickle weights or remote code only with trust
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
     model = None
     if backend != "vllm":
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=parse_dtype(dtype), trust_remote_code=trust).eval()
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=parse_dtype(dtype), trust_remote_code=trust,
+                                                     use_safetensors=use_safe if use_safe else None).eval()
     gen = make_backend(backend, model, tok, path=path, batch_size=batch_size)
     if top_p < 1.0 and hasattr(gen, "generation_kwargs"):
         gen.generation_kwargs["top_p"] = top_p
@@ -72,5 +75,5 @@ def write_records(records: list[dict], out: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w") as fh:
         for r in records:
-            fh.write(json.dumps(r) + "\n")
+            fh.write(jsonout.dumps(r) + "\n")
     return out

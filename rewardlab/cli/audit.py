@@ -35,8 +35,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import json
-
+    from rewardlab import jsonout
     from rewardlab.audit.probes import ProbeError, select_probes
     from rewardlab.config import ConfigError
 
@@ -64,5 +63,5 @@ def run(args) -> int:
         print(r.verdict)
     if result.trace_note:
         print(f"traces: {result.trace_note}")
-    print(json.dumps({"report": str(out), "probes": len(result.probes), "traces": len(result.traces)}))
+    print(jsonout.dumps({"report": str(out), "probes": len(result.probes), "traces": len(result.traces)}))
     return 0

@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
         help="best-of-n: expected proxy and gold value of the best-of-n choice for n = 1..N, several proxies",
         description="Score every candidate once with each proxy reward model; for n = 1..N compute the expected "
         "proxy and gold value of the proxy's best-of-n choice over all size-n subsets (exact, order statistics; "
-        "ties go to the earlier candidate), with bootstrap 95%% intervals over prompts, against KL_bon = "
+        "ties go to the earlier candidate), with bootstrap 95% intervals over prompts, against KL_bon = "
         "log n - (n-1)/n, and fit gold - gold(n=1) = d(alpha - beta d), d = sqrt(KL). Gold comes from the file "
         "(candidates without gold are dropped) or from --gold-model. Writes bon.json, scores.jsonl, bon.png.",
     )
@@ -44,18 +44,18 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     from rewardlab.bon.run import bon_lab, format_curve
+    from rewardlab.cli.eval import vet_model
     from rewardlab.cli.suite import split_named
     from rewardlab.config import ConfigError
 
     proxies = dict(split_named(s, "proxy") for s in args.proxy)
     if len(proxies) != len(args.proxy):
         raise ConfigError("bon: two --proxy have the same name; name them NAME=DIR")
-    for path in [*proxies.values(), *([args.gold_model] if args.gold_model else [])]:
-        if path.startswith(("/", ".", "~")) and not Path(path).expanduser().exists():
-            raise FileNotFoundError(f"{path}: no such model directory")
+    for path in proxies.values():
+        vet_model(path, args.trust_checkpoint, "--proxy")
+    if args.gold_model:
+        vet_model(args.gold_model, args.trust_checkpoint, "--gold-model")
     result = bon_lab(proxies, args.data, args.out, gold_model=args.gold_model, win_threshold=args.win_threshold,
                      prompts=args.prompts, max_candidates=args.max_candidates, n_boot=args.n_boot, seed=args.seed,
                      title=args.title, dtype=args.dtype, max_length=args.max_length, batch_tokens=args.batch_tokens,
@@ -64,7 +64,8 @@ def run(args) -> int:
     for name, c in result["proxies"].items():
         fit = c["gao_fit"]
         if fit:
-            print(f"{name}: Gao fit alpha={fit['alpha']:.4f} beta={fit['beta']:.4f} R2={fit['r2']:.3f}")
+            r2 = "undefined" if fit["r2"] is None else f"{fit['r2']:.3f}"
+            print(f"{name}: Gao fit alpha={fit['alpha']:.4f} beta={fit['beta']:.4f} R2={r2}")
     print(f"prompts {result['prompts']}, candidates per prompt {result['candidates']}")
     print("results: {json}\nscores: {scores}\nplot: {plot}".format(**result["paths"]))
     return 0

@@ -38,17 +38,28 @@ def add_common_model_args(p) -> None:
     )
 
 
+def vet_model(path: str, trust: bool, flag: str = "--model") -> None:
+    """The check every verb runs on a model before loading it (:func:`rewardlab.models.safety.check_checkpoint`):
+    a missing directory, pickle weights or remote code without ``--trust-checkpoint`` end in one line."""
+    from rewardlab.assets import resolve_model_path
+    from rewardlab.models.safety import ModelNotFoundError, check_checkpoint
+
+    try:
+        check_checkpoint(resolve_model_path(path), trust)
+    except ModelNotFoundError as e:
+        raise ModelNotFoundError(f"{flag}: {e}") from None
+
+
 def load_scorer(args, progress: bool = True):
     """The Scorer for ``--model`` (a model or an ensemble directory); a path that holds no model is one
     clear error, not a traceback."""
-    from pathlib import Path
-
     from rewardlab.config import ConfigError
     from rewardlab.models.ensemble import load_any_scorer
     from rewardlab.models.scorer import resolve_device
 
-    if str(args.model).startswith(("/", ".", "~")) and not Path(args.model).expanduser().exists():
-        raise FileNotFoundError(f"--model {args.model}: no such directory")
+    vet_model(args.model, args.trust_checkpoint)
+    if getattr(args, "reference", None):
+        vet_model(args.reference, args.trust_checkpoint, "--reference")
     try:
         resolve_device(args.device)
     except ValueError as e:
@@ -124,7 +135,7 @@ def add_parser(sub) -> None:
         "eval",
         help="preference accuracy of a reward model on pairs",
         description="Score both sides of every pair; report accuracy (ties count half; also "
-        "ties-as-loss), ties, a bootstrap 95%% interval, and per-subset accuracy.",
+        "ties-as-loss), ties, a bootstrap 95% interval, and per-subset accuracy.",
     )
     add_common_model_args(p)
     add_judge_args(p)
@@ -135,14 +146,15 @@ def add_parser(sub) -> None:
     p.add_argument("--lenient", action="store_true", help="skip bad records, with a counted report")
     p.add_argument("--limit", type=int, default=None, help="use at most this many pairs")
     p.add_argument(
-        "--out", default="eval.json", help="results JSON; per-pair scores go to <stem>.pairs.jsonl beside it"
+        "--out", default="eval.json",
+        help="results JSON (default: eval.json in the current directory); per-pair scores go to "
+        "<stem>.pairs.jsonl beside it",
     )
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    import json
-
+    from rewardlab import jsonout
     from rewardlab.data import load_pairs
     from rewardlab.eval.pairwise import evaluate_pairs, write_results
 
@@ -157,8 +169,8 @@ def run(args) -> int:
                                        batch_tokens=args.batch_tokens, dtype=dtype_of(scorer))
     out, per_pair = write_results(summary, rows, args.out)
     keys = ("accuracy", "n", "ties", "ci95", "order_consistency", "unparseable")
-    print(json.dumps({k: summary[k] for k in keys if k in summary}))
+    print(jsonout.dumps({k: summary[k] for k in keys if k in summary}))
     print(f"results: {out}\nper-pair scores: {per_pair}")
-    if report.n_dropped:
-        print(f"dropped: {report.summary()}")
+    if report.n_dropped or report.skipped:
+        print(f"data: {report.summary()}")
     return 0

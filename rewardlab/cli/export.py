@@ -22,12 +22,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
+    from rewardlab.cli.eval import vet_model
     from rewardlab.models.grm import export_reward_model, is_grm_dir
 
-    if not Path(args.model).is_dir():
-        raise FileNotFoundError(f"--model {args.model}: no such directory")
+    vet_model(args.model, args.trust_checkpoint)
     if not is_grm_dir(args.model):
         raise FileNotFoundError(f"--model {args.model}: not a GRM checkpoint (config.json says no 'kind: grm')")
     out = export_reward_model(args.model, args.out, trust=args.trust_checkpoint)

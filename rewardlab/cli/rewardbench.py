@@ -58,6 +58,6 @@ def run(args) -> int:
                             title="P(chosen > rejected)")
     print(format_table(summary["rewardbench"]))
     print(f"results: {out}\nper-pair scores: {per_pair}\nreliability plot: {plot}")
-    if report.n_dropped:
-        print(f"dropped: {report.summary()}")
+    if report.n_dropped or report.skipped:
+        print(f"data: {report.summary()}")
     return 0

@@ -23,8 +23,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import json
-
+    from rewardlab import jsonout
     from rewardlab.data import load_conversations
 
     items = load_conversations(args.data)
@@ -34,7 +33,7 @@ def run(args) -> int:
         scorer._check_length(ids, where)
     scores = scorer.score_ids(seqs)
     text = "".join(
-        json.dumps({"id": where, "score": s}) + "\n"
+        jsonout.dumps({"id": where, "score": s}) + "\n"
         for (where, _), s in zip(items, scores.tolist(), strict=True)
     )
     if args.out == "-":

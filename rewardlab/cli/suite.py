@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
         "suite",
         conflict_handler="resolve",
         help="evaluate one or more reward models on several pair sets: one table, one JSON",
-        description="For every model and data set: accuracy with a bootstrap 95%% interval, the null baselines "
+        description="For every model and data set: accuracy with a bootstrap 95% interval, the null baselines "
         "(prefer the longer / shorter response) per subset, length-controlled accuracy, calibration (ECE, "
         "reliability plot) and, for sets with RewardBench subsets, the RewardBench sections. Writes "
         "suite.json, table.md, reliability.png and one <model>__<data>.pairs.jsonl per run into --out.",
@@ -56,8 +56,8 @@ def run(args) -> int:
     datasets = {}
     for name, src in data_specs.items():
         datasets[name], report = load_pairs(src, format=args.format, lenient=args.lenient, limit=args.limit)
-        if report.n_dropped:
-            print(f"dropped: {report.summary()}")
+        if report.n_dropped or report.skipped:
+            print(f"data: {report.summary()}")
 
     def factory(path: str):
         return lambda: load_scorer(argparse.Namespace(**{**vars(args), "model": path}))

@@ -13,7 +13,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from rewardlab import jsonout
 from rewardlab.data.readers import DataError, iter_records
+from rewardlab.data.validate import check_text
 from rewardlab.types import Conversation, DataReport, PreferencePair
 
 
@@ -50,7 +52,7 @@ def _parse(location: str, rec: dict) -> BonRecord:
             raise DataError(location, key, f"expected {what}, got {type(value).__name__}")
         return value
 
-    instruction = need("instruction", str, "a string")
+    instruction = check_text(need("instruction", str, "a string"), location, "instruction")
     samples = need("samples", list, "a list of answer strings")
     gold = need("gold_preference", list, "a list of numbers or nulls, one per sample")
     if not instruction.strip():
@@ -61,8 +63,7 @@ def _parse(location: str, rec: dict) -> BonRecord:
         raise DataError(location, "gold_preference",
                         f"has {len(gold)} entries for {len(samples)} samples", reason="bad_structure")
     for i, s in enumerate(samples):
-        if not isinstance(s, str):
-            raise DataError(location, f"samples[{i}]", f"expected a string, got {type(s).__name__}")
+        check_text(s, location, f"samples[{i}]")
     clean: list[float | None] = []
     for i, g in enumerate(gold):
         if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g)):
@@ -144,7 +145,6 @@ def gold_gap_pairs(records: list[BonRecord], min_gap: float = 0.5, per_instructi
 def write_bon_records(records: list[BonRecord], path: str | Path) -> Path:
     """Write records in the AlpacaEval best-of-16 shape, which :func:`load_bon_records` and
     :func:`rewardlab.bon.data.load_bon_items` (hence ``rewardlab bon``) read back unchanged."""
-    import json
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,5 +152,5 @@ def write_bon_records(records: list[BonRecord], path: str | Path) -> Path:
         for r in records:
             row = {"id": r.id, "dataset": r.subset, "instruction": r.instruction, "reference": r.reference,
                    "samples": list(r.samples), "gold_preference": list(r.gold)}
-            fh.write(json.dumps(row) + "\n")
+            fh.write(jsonout.dumps(row) + "\n")
     return path

@@ -28,13 +28,13 @@ oasst 1,529, koala 1,169, helpful_base 1,023, vicuna 710 (``tests/unit/test_bon_
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rewardlab import jsonout
 from rewardlab.data.bon import BonRecord, gold_gap_pairs, load_bon_records, write_bon_records
 from rewardlab.data.load import write_pairs_jsonl
 from rewardlab.data.readers import DataError
@@ -186,7 +186,7 @@ def write_bon_pairs(built: BonPairs, out: str | Path) -> dict[str, Path]:
     for name in ("bon_heldout_id", "bon_heldout_ood"):
         paths[name] = write_bon_records(getattr(built, name), out / f"{name}.jsonl")
     paths["stats"] = out / "stats.json"
-    paths["stats"].write_text(json.dumps({**built.stats, "instruction_ids": built.instructions}, indent=2) + "\n")
+    paths["stats"].write_text(jsonout.dumps({**built.stats, "instruction_ids": built.instructions}, indent=2) + "\n")
     return paths
 
 

@@ -2,7 +2,7 @@
 
 Each adapter is ``(record, location) -> PreferencePair`` and raises ``DataError`` whose ``reason`` is
 a key of ``DROP_REASONS``. All of them check the same things: required fields present, messages
-well-formed (``role`` in ``ROLES``, string ``content``), responses non-empty, chosen != rejected, and
+well-formed (``role`` in ``ROLES``, string ``content`` of valid Unicode), responses non-empty, chosen != rejected, and
 an optional numeric ``margin``. Optional ``id``/``subset``/``source`` fields are copied; ``id``
 defaults to the location and ``source`` to the file or dataset the record came from.
 """
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rewardlab.data.readers import DataError, origin
+from rewardlab.data.validate import check_messages, check_text
 from rewardlab.registry import UnknownNameError
 from rewardlab.types import Conversation, PreferencePair
 
@@ -24,7 +25,6 @@ FormatFn = Callable[[dict[str, Any], str], PreferencePair]
 FORMATS: dict[str, FormatFn] = {}
 """Format name -> adapter; fill it with ``@register_format``."""
 
-ROLES = ("system", "user", "assistant", "tool")
 
 _HH_MARKER = re.compile(r"\n\n(Human|Assistant):")
 _HH_ROLES = {"Human": "user", "Assistant": "assistant"}
@@ -154,6 +154,7 @@ def parse_hh(text: Any, location: str, field: str) -> Conversation:
     """
     if not isinstance(text, str):
         raise DataError(location, field, f"expected an HH transcript string, got {type(text).__name__}")
+    check_text(text, location, field)
     if text.startswith("Human:"):
         text = "\n\n" + text
     parts = _HH_MARKER.split(text)
@@ -184,29 +185,16 @@ def to_prompt(value: Any, location: str, field: str = "prompt") -> Conversation:
 def to_messages(value: Any, location: str, field: str, default_role: str) -> Conversation:
     """A string becomes one ``default_role`` message; a list must hold ``{"role", "content"}`` objects.
 
-    Only ``role`` and ``content`` are kept. Errors name the field, e.g. ``chosen[1].role``.
+    Only ``role`` and ``content`` are kept; every text is checked by :mod:`rewardlab.data.validate`.
+    Errors name the field, e.g. ``chosen[1].role``.
     """
     if isinstance(value, str):
-        return [{"role": default_role, "content": value}]
+        return [{"role": default_role, "content": check_text(value, location, field)}]
     if not isinstance(value, list):
         raise DataError(
             location, field, f"expected a non-empty string or list of messages, got {type(value).__name__}"
         )
-    messages = []
-    for i, message in enumerate(value):
-        where = f"{field}[{i}]"
-        if not isinstance(message, dict):
-            raise DataError(location, where, f"expected a message object, got {type(message).__name__}")
-        for key in ("role", "content"):
-            if message.get(key) is None:
-                raise DataError(location, where, f"message has no '{key}'")
-        role, content = message["role"], message["content"]
-        if role not in ROLES:
-            raise DataError(location, f"{where}.role", f"expected one of {', '.join(ROLES)}, got {role!r}")
-        if not isinstance(content, str):
-            raise DataError(location, f"{where}.content", f"expected a string, got {type(content).__name__}")
-        messages.append({"role": role, "content": content})
-    return messages
+    return check_messages(value, location, field)
 
 
 def _require(record: dict[str, Any], key: str, location: str) -> None:

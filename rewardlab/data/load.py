@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rewardlab import jsonout
 from rewardlab.data.formats import FORMATS, FormatFn, detect_format, get_format, to_messages, to_prompt
 from rewardlab.data.readers import DataError, iter_records, iter_values, origin
+from rewardlab.data.validate import check_conversation
 from rewardlab.types import Conversation, DataReport, PreferencePair
 
 T = TypeVar("T")
@@ -26,7 +27,8 @@ def load_pairs(
     first bad record, naming file, line and field; ``lenient=True`` skips bad records instead and counts
     each under its ``reason`` in the returned report (``read == kept + dropped`` always holds).
     ``limit`` stops reading once that many pairs are kept. A pair's ``id`` defaults to its location and
-    its ``source`` to its file or dataset.
+    its ``source`` to its file or dataset. A source with no records, or none left after lenient
+    dropping, is a ``DataError``: nothing can be trained or evaluated on it.
     """
     fixed = None if format == "auto" else get_format(format)  # an unknown name fails before any reading
     if limit is not None and limit < 0:
@@ -36,7 +38,7 @@ def load_pairs(
     locked: dict[str, FormatFn] = {}  # origin -> format detected for it
     if limit == 0:
         return pairs, report
-    for location, record in iter_records(source, report if lenient else None):
+    for location, record in iter_records(source, report if lenient else None, report.skipped):
         report.read += 1
         try:
             pair = _convert(record, location, fixed, locked)
@@ -50,7 +52,20 @@ def load_pairs(
         if limit is not None and len(pairs) >= limit:
             break
     report.check()
+    require_records(report)
     return pairs, report
+
+
+def require_records(report: DataReport, what: str = "records") -> None:
+    """Raise a ``DataError`` when ``report`` kept nothing: a source with no records, or one whose every
+    record was dropped; the message says which, and what was skipped or dropped."""
+    if report.kept:
+        return
+    skipped = f"; skipped {', '.join(report.skipped)}" if report.skipped else ""
+    if not report.read:
+        raise DataError(report.source, None, f"holds no {what}{skipped}", reason="no_records")
+    counts = report.summary().removeprefix(report.source + ": ")
+    raise DataError(report.source, None, f"no {what} left after dropping bad ones: {counts}", reason="no_records")
 
 
 def _convert(
@@ -104,7 +119,7 @@ def write_pairs_jsonl(pairs: Sequence[PreferencePair], path: str | Path) -> Path
                 row["margin"] = p.margin
             if p.subset is not None:
                 row["subset"] = p.subset
-            fh.write(json.dumps(row) + "\n")
+            fh.write(jsonout.dumps(row) + "\n")
     return path
 
 
@@ -113,9 +128,14 @@ def load_conversations(source: str | Path) -> list[tuple[str, Conversation]]:
 
     Each record is ``{"messages": [...]}``, ``{"conversation": [...]}``, ``{"prompt": str | messages,
     "response": str | messages}`` or a bare JSON list of messages. Any bad record raises ``DataError``
-    naming file, line and field; so does an empty final response.
+    naming file, line and field; so do an empty final response and a source with no records.
     """
-    return [(location, to_conversation(value, location)) for location, value in iter_values(source)]
+    report = DataReport(source=str(source))
+    values = iter_values(source, None, report.skipped)
+    out = [(location, to_conversation(value, location)) for location, value in values]
+    report.read = report.kept = len(out)
+    require_records(report, "conversations")
+    return out
 
 
 def to_conversation(value: Any, location: str) -> Conversation:
@@ -148,6 +168,4 @@ def to_conversation(value: Any, location: str) -> Conversation:
             f"expected 'messages', 'conversation' or 'prompt' + 'response', found keys {sorted(value)}",
             reason="missing_field",
         )
-    if not conv or not conv[-1]["content"].strip():
-        raise DataError(location, field, "the final response is empty", reason="empty_response")
-    return conv
+    return check_conversation(conv, location, field)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,13 +21,17 @@ from typing import Any
 
 from rewardlab.types import DataReport
 
+log = logging.getLogger(__name__)
+
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
-"""File types ``iter_records`` reads; a directory is read through its files with these endings."""
+"""File types ``iter_records`` reads, in any letter case (``.JSONL`` too); a directory is read through its
+files with these endings, and every other entry in it is reported as skipped."""
 
 DROP_REASONS = {
     "malformed_json": "a JSONL line that is not valid JSON, or a value that is not an object",
     "missing_field": "a required field is absent or null",
     "bad_type": "a field has the wrong type (non-string content, unknown role, non-numeric margin, ...)",
+    "bad_text": "a string that is not valid Unicode (a lone surrogate escape such as \\ud800)",
     "empty_response": "a response with no content",
     "identical": "chosen and rejected are the same",
     "bad_structure": "a transcript or conversation that cannot be split into prompt and responses",
@@ -53,7 +58,7 @@ class DataError(ValueError):
 
 
 def iter_records(
-    source: str | Path, report: DataReport | None = None
+    source: str | Path, report: DataReport | None = None, skipped: dict[str, str] | None = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(location, record)`` for every JSON object in ``source``.
 
@@ -61,26 +66,35 @@ def iter_records(
     ``{"data": [...]}``)/``.parquet`` file, a directory written by ``datasets.save_to_disk`` (optionally
     ``"<dir>:<split>"``), a directory of such data files (``"<dir>:<split>"`` keeps the files whose
     name starts with the split), or else a Hugging Face hub id ``"name"`` / ``"name:split"`` (split
-    ``train`` by default). Blank JSONL lines are skipped silently.
+    ``train`` by default). Blank JSONL lines are skipped silently. Entries of a directory that are not
+    data files (subdirectories, other file types) are not read: each is logged and, when ``report`` is
+    given, listed in ``report.skipped`` with the reason.
 
     A malformed record (bad JSON, or a value that is not an object) raises ``DataError``; when
     ``report`` is given it is counted instead (``report.read += 1`` and a ``malformed_json`` drop) and
     skipped. Records that are yielded are not counted: that is the caller's job.
     """
-    for location, value in iter_values(source, report):
+    for location, value in iter_values(source, report, skipped):
         if isinstance(value, dict):
             yield location, value
         else:
             _malformed(location, f"expected a JSON object, got {_type_name(value)}", report)
 
 
-def iter_values(source: str | Path, report: DataReport | None = None) -> Iterator[tuple[str, Any]]:
-    """Like ``iter_records`` but also yields JSON values that are not objects (e.g. lists)."""
+def iter_values(
+    source: str | Path, report: DataReport | None = None, skipped: dict[str, str] | None = None
+) -> Iterator[tuple[str, Any]]:
+    """Like ``iter_records`` but also yields JSON values that are not objects (e.g. lists).
+
+    ``skipped`` (default: ``report.skipped`` when a report is given) receives ``entry -> reason`` for
+    every directory entry that was not read."""
     kind, target, split = _resolve(source)
+    if skipped is None and report is not None:
+        skipped = report.skipped
     if kind == "file":
         yield from _iter_file(Path(target), report)
     elif kind == "dir":
-        yield from _iter_dir(Path(target), split, report)
+        yield from _iter_dir(Path(target), split, report, skipped)
     else:
         yield from _iter_hub(target, split or "train")
 
@@ -98,20 +112,25 @@ def _resolve(source: str | Path) -> tuple[str, str, str | None]:
     head, sep, split = text.rpartition(":")
     if sep and head and os.path.isdir(head):
         return "dir", head, split
-    if isinstance(source, Path) or text.endswith(DATA_SUFFIXES) or text.startswith(("/", ".", "~")):
+    if isinstance(source, Path) or _is_data_file(text) or text.startswith(("/", ".", "~")):
         raise DataError(text, None, "file does not exist", reason="missing_file")
     if sep and head:
         return "hub", head, split
     return "hub", text, None
 
 
+def _is_data_file(name: str) -> bool:
+    return name.lower().endswith(DATA_SUFFIXES)
+
+
 def _iter_file(path: Path, report: DataReport | None) -> Iterator[tuple[str, Any]]:
     name = str(path)
-    if name.endswith((".jsonl", ".jsonl.gz")):
+    lower = name.lower()
+    if lower.endswith((".jsonl", ".jsonl.gz")):
         yield from _iter_jsonl(path, report)
-    elif name.endswith((".json", ".json.gz")):
+    elif lower.endswith((".json", ".json.gz")):
         yield from _iter_json(path)
-    elif name.endswith(".parquet"):
+    elif lower.endswith(".parquet"):
         yield from _iter_parquet(path)
     else:
         raise DataError(
@@ -123,7 +142,7 @@ def _iter_file(path: Path, report: DataReport | None) -> Iterator[tuple[str, Any
 
 
 def _open_binary(path: Path):
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
 def _iter_jsonl(path: Path, report: DataReport | None) -> Iterator[tuple[str, Any]]:
@@ -174,11 +193,21 @@ def _iter_parquet(path: Path) -> Iterator[tuple[str, Any]]:
     yield from _rows(name, (row for batch in batches for row in batch.to_pylist()))
 
 
-def _iter_dir(path: Path, split: str | None, report: DataReport | None) -> Iterator[tuple[str, Any]]:
+def _iter_dir(
+    path: Path, split: str | None, report: DataReport | None, skipped: dict[str, str] | None
+) -> Iterator[tuple[str, Any]]:
     if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
         yield from _iter_saved(path, split)
         return
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(DATA_SUFFIXES))
+    files = []
+    for entry in sorted(path.iterdir()):
+        reason = _skip_reason(entry)
+        if reason is None:
+            files.append(entry)
+            continue
+        log.warning("%s: skipped %s: %s", path, entry.name, reason)
+        if skipped is not None:
+            skipped[str(entry)] = reason
     if split is not None:
         files = [p for p in files if p.name.startswith(split)]
     if not files:
@@ -191,6 +220,17 @@ def _iter_dir(path: Path, split: str | None, report: DataReport | None) -> Itera
         )
     for file in files:
         yield from _iter_file(file, report)
+
+
+def _skip_reason(entry: Path) -> str | None:
+    """Why a directory entry is not read as data, or ``None`` for a data file."""
+    if entry.is_dir():
+        return "a subdirectory (directories are not read recursively; pass it as its own source)"
+    if not entry.is_file():
+        return "not a regular file"
+    if not _is_data_file(entry.name):
+        return f"not a data file (reads {', '.join(DATA_SUFFIXES)}, any letter case)"
+    return None
 
 
 def _iter_saved(path: Path, split: str | None) -> Iterator[tuple[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,18 +9,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rewardlab import jsonout
 from rewardlab.types import PreferencePair, Scorer
 
 
-def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> list[float]:
+def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> list[float | None]:
     """Percentile bootstrap interval of the mean of ``correct`` (values in {0, 0.5, 1}), ``(n,)``.
 
     A resample's mean depends only on how often it drew each distinct value, so the resamples are drawn
     as multinomial counts: the same distribution as drawing ``n`` indices, in O(n_boot) memory
-    instead of O(n_boot * n).
+    instead of O(n_boot * n). No pairs: ``[None, None]`` (not defined; JSON ``null``).
     """
     if correct.size == 0:
-        return [float("nan"), float("nan")]
+        return [None, None]
     values, counts = np.unique(correct, return_counts=True)
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(correct.size, counts / correct.size, size=n_boot)  # (n_boot, n_values)
@@ -37,12 +38,13 @@ def pair_outcomes(chosen: torch.Tensor, rejected: torch.Tensor, tie_tol: float =
 
 
 def accuracy_table(pairs: Sequence[PreferencePair], outcomes: np.ndarray, seed: int = 0) -> dict:
-    """``accuracy`` (ties count half), ``accuracy_ties_as_loss``, ``n``, ``ties``, ``ci95``, ``per_subset``."""
+    """``accuracy`` (ties count half), ``accuracy_ties_as_loss``, ``n``, ``ties``, ``ci95``, ``per_subset``;
+    the accuracies of no pairs are ``None`` (not defined)."""
 
     def block(o: np.ndarray) -> dict:
         return {
-            "accuracy": float(o.mean()) if o.size else float("nan"),
-            "accuracy_ties_as_loss": float((o == 1).mean()) if o.size else float("nan"),
+            "accuracy": float(o.mean()) if o.size else None,
+            "accuracy_ties_as_loss": float((o == 1).mean()) if o.size else None,
             "n": int(o.size),
             "ties": int((o == 0.5).sum()),
             "ci95": bootstrap_ci(o, seed=seed),
@@ -116,9 +118,9 @@ def write_results(summary: dict, rows: list[dict], out: str | Path) -> tuple[Pat
     """Write ``out`` (summary JSON) and ``<out stem>.pairs.jsonl`` (per-pair scores) beside it."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    out.write_text(jsonout.dumps(summary, indent=2) + "\n")
     per_pair = out.with_name(out.stem + ".pairs.jsonl")
     with per_pair.open("w") as fh:
         for row in rows:
-            fh.write(json.dumps(row) + "\n")
+            fh.write(jsonout.dumps(row) + "\n")
     return out, per_pair

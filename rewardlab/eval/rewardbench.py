@@ -115,7 +115,7 @@ def rewardbench_summary(pairs: Sequence[PreferencePair], outcomes: np.ndarray, s
     per_subset = subset_accuracies(pairs, outcomes, seed)
     out = {"definition": "RewardBench v1: ties lose; sections weighted by EXAMPLE_COUNTS; prior sets at 0.5",
            "per_subset": per_subset, **section_scores({k: v["accuracy"] for k, v in per_subset.items()}),
-           "pair_accuracy": float((outcomes == 1).mean()) if outcomes.size else float("nan"),
+           "pair_accuracy": float((outcomes == 1).mean()) if outcomes.size else None,
            "ties": int((outcomes == 0.5).sum()), "n": int(outcomes.size)}
     return out
 

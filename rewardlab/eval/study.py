@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from rewardlab import jsonout
 from rewardlab.data.load import write_pairs_jsonl  # studies import it from here too
 from rewardlab.types import PreferencePair
 
@@ -46,7 +47,7 @@ def start_study(args, data_paths, runs: str | Path,
             sys.exit(f"{runs} holds runs made with other settings "
                      f"({', '.join(f'{k}: {a} -> {b}' for k, (a, b) in diff.items())}); pass another --runs or delete it")
     runs.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2) + "\n")
+    path.write_text(jsonout.dumps(settings, indent=2) + "\n")
     return runs
 
 

@@ -8,13 +8,13 @@ summary and a reliability plot.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from rewardlab import jsonout
 from rewardlab.eval.baselines import length_baselines, length_controlled
 from rewardlab.eval.calibration import calibration, plot_reliability
 from rewardlab.eval.pairwise import evaluate_pairs
@@ -82,11 +82,11 @@ def run_suite(models: dict[str, Callable[[], Scorer]], datasets: dict[str, Seque
             calib[f"{mname} / {dname}"] = summary["calibration"]
             with (out / f"{_slug(mname)}__{_slug(dname)}.pairs.jsonl").open("w") as fh:
                 for row in rows:
-                    fh.write(json.dumps(row) + "\n")
+                    fh.write(jsonout.dumps(row) + "\n")
         del scorer
     table = suite_table(results)
     doc = {"provenance": provenance, "results": results, "table": table}
-    (out / "suite.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "suite.json").write_text(jsonout.dumps(doc, indent=2) + "\n")
     (out / "table.md").write_text(table + "\n")
     plot_reliability(calib, out / "reliability.png", title="calibration")
     return doc

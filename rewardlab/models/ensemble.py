@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from rewardlab import jsonout
 from rewardlab.models.scorer import PairScoringMixin
 from rewardlab.types import Conversation
 
@@ -107,7 +108,7 @@ def write_manifest(path: str | Path, members: Sequence[str | Path], reduction: s
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
     out = path / MANIFEST
-    out.write_text(json.dumps({"kind": "ensemble", "members": rel, "reduction": reduction, "lambda": lam},
+    out.write_text(jsonout.dumps({"kind": "ensemble", "members": rel, "reduction": reduction, "lambda": lam},
                               indent=2) + "\n")
     return out
 

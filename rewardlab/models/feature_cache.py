@@ -34,7 +34,6 @@ read position, the pooling), which retires every older directory.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 import uuid
@@ -45,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rewardlab import jsonout
 from rewardlab.models.scalar import backbone_of, head_of, pad, reads_last_token
 from rewardlab.models.scorer import PairScoringMixin, ScalarScorer, length_batches
 from rewardlab.precision import compute_dtype
@@ -90,7 +90,7 @@ def model_key(model: nn.Module, pooling: str = "last") -> tuple[str, dict]:
     config = {k: v for k, v in model.config.to_dict().items() if k not in _NOT_FEATURES and not k.startswith("_")}
     made_of = {"version": FEATURES_VERSION, "backbone": type(backbone).__name__, "config": config,
                "weights_sha256": weights_sha256(backbone), "dtype": str(compute_dtype(model)), "pooling": pooling}
-    key = hashlib.sha256(json.dumps(made_of, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    key = hashlib.sha256(jsonout.dumps(made_of, sort_keys=True, default=str).encode()).hexdigest()[:32]
     return key, {**made_of, "model": str(getattr(model.config, "_name_or_path", ""))}
 
 
@@ -174,7 +174,7 @@ class FeatureCache:
         meta = self.dir / "meta.json"
         if not meta.exists():
             tmp = self.dir / f".meta.{uuid.uuid4().hex}.tmp"
-            tmp.write_text(json.dumps({**self.meta, "hidden": features.shape[1]}, indent=2, default=str) + "\n")
+            tmp.write_text(jsonout.dumps({**self.meta, "hidden": features.shape[1]}, indent=2, default=str) + "\n")
             tmp.replace(meta)
         k = torch.from_numpy(np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 32).copy())
         name = f"shard-{uuid.uuid4().hex}.safetensors"

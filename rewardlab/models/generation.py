@@ -142,14 +142,16 @@ class CachedBackend:
         import hashlib
         import json
 
-        key = json.dumps([self.model_key, [list(map(int, p)) for p in prompts], k, temperature, max_new_tokens, seed])
+        from rewardlab import jsonout
+
+        key = jsonout.dumps([self.model_key, [list(map(int, p)) for p in prompts], k, temperature, max_new_tokens, seed])
         path = self.directory / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
         if path.exists():
             return json.loads(path.read_text())
         out = self.backend.sample(prompts, k, temperature, max_new_tokens, seed)
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(out))
+        tmp.write_text(jsonout.dumps(out))
         tmp.replace(path)
         return out
 

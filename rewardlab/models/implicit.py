@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from rewardlab.data.encode import ChatEncoder
+from rewardlab.data.validate import check_conversation
 from rewardlab.models.lm import load_causal_lm, sequence_logps
 from rewardlab.types import Conversation
 
@@ -87,7 +88,8 @@ class DPOImplicitScorer:
         return next(self.policy.parameters()).dtype
 
     def score(self, convs: Sequence[Conversation]) -> torch.Tensor:
-        encs = [self.encoder.encode_conversation(c, f"conversation {i}") for i, c in enumerate(convs)]
+        encs = [self.encoder.encode_conversation(check_conversation(c, f"conversation {i}"), f"conversation {i}")
+                for i, c in enumerate(convs)]
         seqs, starts = [e.ids for e in encs], [e.prompt_len for e in encs]
         lp, n = sequence_logps(self.policy, seqs, starts, self.pad_id, self.batch_size)
         ref = sequence_logps(self.reference, seqs, starts, self.pad_id, self.batch_size)[0] if self.reference else None

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from rewardlab import jsonout
 from rewardlab.models.judge import (
     JudgePrompt,
     indicator_probs,
@@ -222,7 +223,7 @@ def write_judge_manifest(path: str | Path, settings: JudgeSettings) -> Path:
     from dataclasses import asdict
 
     out = Path(path) / MANIFEST
-    out.write_text(json.dumps(asdict(settings), indent=2) + "\n")
+    out.write_text(jsonout.dumps(asdict(settings), indent=2) + "\n")
     return out
 
 

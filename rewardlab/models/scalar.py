@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rewardlab import jsonout
 from rewardlab.assets import resolve_model_path
 from rewardlab.models.packing import ForkedBatch, PackedBatch, enable_packing, packed, packed_forks
 from rewardlab.models.safety import check_checkpoint
@@ -283,5 +284,5 @@ def save_reward_model(model: nn.Module, tokenizer, out: str | Path, merge: bool 
         kind = (getattr(inner.config, META_KEY, None) or {}).get("kind")
         if kind:  # a model kind other than the plain scalar RM (e.g. grm) loads through its own builder
             meta["kind"] = kind
-        (out / "rewardlab_adapter.json").write_text(json.dumps(meta, indent=2))
+        (out / "rewardlab_adapter.json").write_text(jsonout.dumps(meta, indent=2) + "\n")
     return out

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from rewardlab.data.encode import ChatEncoder, EncodeError
+from rewardlab.data.validate import check_conversation
 from rewardlab.models.packing import pack, packing_pays, supports_packing
 from rewardlab.models.scalar import (
     backbone_of,
@@ -153,8 +154,11 @@ class ScalarScorer(PairScoringMixin):
         return compute_dtype(self.model)
 
     def encode(self, convs: Sequence[Conversation], where: str = "conversation") -> list[list[int]]:
+        """Token ids of each conversation, after the checks every input gets
+        (:func:`rewardlab.data.validate.check_conversation`: a ``DataError`` names the bad field)."""
         seqs = []
         for i, conv in enumerate(convs):
+            conv = check_conversation(conv, f"{where} {i}")
             ids = self.encoder.encode_conversation(conv, f"{where} {i}").ids
             self._check_length(ids, f"{where} {i}")
             seqs.append(ids)

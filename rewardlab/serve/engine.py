@@ -25,13 +25,6 @@ class ServeError(Exception):
         self.status, self.message, self.headers = status, message, headers
 
 
-def turns(value, role: str) -> Conversation:
-    """A string as one ``role`` turn (an empty prompt is no turn), or a list of messages as dicts."""
-    if isinstance(value, str):
-        return [{"role": role, "content": value}] if (value or role == "assistant") else []
-    return [m.model_dump() if hasattr(m, "model_dump") else dict(m) for m in value]
-
-
 class Engine:
     def __init__(self, scorer, settings: ServeSettings) -> None:
         self.scorer = scorer
@@ -43,9 +36,16 @@ class Engine:
         self.can_score = not self.generative and hasattr(scorer, "score") and self.encoder is not None
         self.traceable = can_trace(scorer)
         self.max_tokens = settings.max_tokens or getattr(scorer, "max_positions", None)
+        self.longest_token = _longest_token(self.tokenizer)
         self.handlers = {"score_ids": self._score_ids, "score_convs": self._score_convs,
                          "trace": self._trace, "compare": self._compare}
         self.batchable = ("score_ids", "score_convs", "trace", "compare")
+
+    @property
+    def dtype(self) -> str | None:
+        """The dtype the model computes in, e.g. ``float32`` (what ``--dtype auto`` resolved to)."""
+        dtype = getattr(self.scorer, "dtype", None)
+        return None if dtype is None else str(dtype).removeprefix("torch.")
 
     # ---- handlers: run on the batcher's worker thread ------------------------------------------------
     def _score_ids(self, seqs: list[list[int]]) -> list[float]:
@@ -72,6 +72,22 @@ class Engine:
             raise ServeError(413, f"{what}: {n} items exceed the limit of {self.settings.max_batch} per request "
                              "(server flag --max-batch)")
 
+    @property
+    def max_chars(self) -> int | None:
+        """Most characters a text may have to be tokenised at all: ``max_tokens`` tokens of the longest
+        vocabulary entry. With a subword vocabulary (byte-level BPE, SentencePiece) a longer text cannot
+        fit, so it is refused before the tokenizer spends time and memory on it."""
+        if not (self.max_tokens and self.longest_token):
+            return None
+        return self.max_tokens * self.longest_token
+
+    def check_chars(self, n_chars: int, where: str) -> None:
+        limit = self.max_chars
+        if limit and n_chars > limit:
+            raise ServeError(413, f"{where}: {n_chars} characters cannot fit in {self.max_tokens} tokens (no "
+                             f"token of this model is longer than {self.longest_token} characters); refused "
+                             "before tokenising (server flag --max-tokens, at most the model's positions)")
+
     def check_length(self, ids: Sequence[int], where: str) -> None:
         if self.max_tokens and len(ids) > self.max_tokens:
             raise ServeError(413, f"{where}: {len(ids)} tokens exceed the limit of {self.max_tokens} "
@@ -85,6 +101,7 @@ class Engine:
     def encode(self, conv: Conversation, where: str) -> tuple[list[int], int]:
         if self.encoder is None:
             raise ServeError(400, "this model has no tokenizer-level scoring")
+        self.check_chars(sum(len(m["content"]) for m in conv), where)
         try:
             enc = self.encoder.encode_conversation(conv, where)
         except EncodeError as e:
@@ -97,24 +114,41 @@ class Engine:
 
         Like OpenRLHF's own reward server: padding around it is stripped, and the turn terminator the
         reward is read at is appended when missing, so the reward matches :meth:`encode` of the same
-        conversation."""
+        conversation. ``text`` has passed :func:`rewardlab.data.validate.check_rendered`."""
+        self.check_chars(len(text), where)
         tok = self.tokenizer
-        pad = tok.pad_token
-        if pad:
-            while text.startswith(pad):
-                text = text[len(pad):]
-            text = text.rstrip()
-            while text.endswith(pad):
-                text = text[: -len(pad)].rstrip()
-        text = text.rstrip()
+        text = _strip_padding(text, tok.pad_token)
+        if not text:  # nothing but padding: the terminator alone is no conversation
+            raise ServeError(400, f"{where}: empty query")
         end = getattr(self.encoder, "eos_text", None) or tok.eos_token
         if end and not text.endswith(end):
             text += end
-        if not text.strip():
-            raise ServeError(400, f"{where}: empty query")
         ids = tok(text, add_special_tokens=False)["input_ids"]
         self.check_length(ids, where)
         return ids
 
     def sigmoid_diff(self, ra: list[float], rb: list[float]) -> list[float]:
         return torch.sigmoid(torch.tensor(ra) - torch.tensor(rb)).tolist()
+
+
+def _longest_token(tokenizer) -> int | None:
+    """Characters in the longest vocabulary entry, spelled as the vocabulary spells it (byte-level
+    ``Ġ`` and SentencePiece ``▁`` stand for one character each, so this bounds the text a token covers)."""
+    try:
+        return max(map(len, tokenizer.get_vocab()), default=0) or None
+    except (AttributeError, NotImplementedError, TypeError):
+        return None
+
+
+def _strip_padding(text: str, pad: str | None) -> str:
+    """``text`` without leading pad tokens and without trailing pad tokens and whitespace; by index, so
+    a long run of padding costs linear time (slicing it off one pad at a time would be quadratic)."""
+    start, end = 0, len(text)
+    while pad and text.startswith(pad, start, end):
+        start += len(pad)
+    while True:
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if not (pad and text.endswith(pad, start, end)):
+            return text[start:end]
+        end -= len(pad)

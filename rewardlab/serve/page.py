@@ -1,6 +1,7 @@
 """The page at ``/``: paste a prompt and a response, see the reward and the per-token heatmap.
 
-One static document with inline CSS and script; it calls the server's own /health, /trace and /score.
+One static document with inline CSS and script; it calls the server's own /health, /trace and /score,
+sending the API key typed into it (without the key, /health only says the server is up).
 """
 
 PAGE = """<!doctype html>
@@ -42,9 +43,16 @@ async function post(path, body) {
   if (!r.ok) throw new Error(data.error || ("HTTP " + r.status));
   return data;
 }
+async function loadHealth() {
+  try {
+    const h = await (await fetch("/health", {headers: headers()})).json();
+    if (h.model !== undefined) { health = h; $("model").textContent = "model: " + h.model + (h.dtype ? " (" + h.dtype + ")" : ""); }
+  } catch (e) { /* the page still works without it */ }
+}
 async function run() {
   $("error").textContent = ""; $("heatmap").textContent = ""; $("reward").textContent = "scoring…";
   const body = {prompt: $("prompt").value, response: $("response").value};
+  if (!health) await loadHealth();
   try {
     if (health && !health.can_score) throw new Error("this model is a pairwise judge: it has no scalar reward");
     if (!health || health.can_trace) {
@@ -65,7 +73,6 @@ async function run() {
   } catch (e) { $("reward").textContent = ""; $("error").textContent = String(e.message || e); }
 }
 $("go").addEventListener("click", run);
-fetch("/health").then((r) => r.json()).then((h) => { health = h; $("model").textContent = "model: " + h.model; })
-  .catch(() => {});
+loadHealth();
 </script></body></html>
 """

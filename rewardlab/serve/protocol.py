@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    role: str = Field(description="user, assistant or system", min_length=1, max_length=64)
+    role: str = Field(description="system, user, assistant or tool", min_length=1, max_length=64)
     content: str
 
 
@@ -89,13 +89,16 @@ class GetRewardResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
+    """Only ``status`` unless the request is authorised (no API key set, or the right key sent)."""
+
     status: str
-    model: str
-    version: str
-    is_generative: bool
-    can_score: bool
-    can_trace: bool
-    queue_depth: int
+    model: str | None = Field(None, description="the served model (its directory)")
+    dtype: str | None = Field(None, description="the dtype the model computes in (what 'auto' chose)")
+    version: str | None = None
+    is_generative: bool | None = None
+    can_score: bool | None = None
+    can_trace: bool | None = None
+    queue_depth: int | None = None
 
 
 class ErrorResponse(BaseModel):

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only listens on this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to any interface
+        return False
 
 
 @dataclass
@@ -10,17 +21,23 @@ class ServeSettings:
     """How ``rewardlab serve`` listens, authenticates, limits and batches."""
 
     host: str = "127.0.0.1"
-    """Address to bind; loopback only unless told otherwise (0.0.0.0 exposes the server to the network)."""
+    """Address to bind; loopback only unless told otherwise (0.0.0.0 exposes the server to the network, and
+    needs an API key or --insecure-no-auth)."""
     port: int = 8000
     """TCP port."""
     api_key: str | None = None
-    """When set, every endpoint but /health and the page needs ``Authorization: Bearer KEY``."""
+    """When set, every endpoint but /health and the page needs ``Authorization: Bearer KEY``. A key on the
+    command line is visible to every user of the machine (ps): prefer --api-key-file or REWARDLAB_API_KEY."""
+    insecure_no_auth: bool = False
+    """Allow a --host other than loopback without an API key: anyone who reaches the address can use the
+    model (OpenRLHF's client sends no key; keep such a server on a private network)."""
     max_body_bytes: int = 4_000_000
     """Largest request body accepted, in bytes (413 above)."""
     max_batch: int = 256
     """Most items (conversations, queries, pairs) in one request (413 above)."""
     max_tokens: int | None = None
-    """Longest sequence accepted, in tokens (413 above); default: the model's position limit."""
+    """Longest sequence accepted, in tokens (413 above); default: the model's position limit. A text longer
+    than this many times the model's longest token, in characters, is refused before it is tokenised."""
     token_budget: int = 8192
     """Most tokens merged into one forward pass by the dynamic batcher."""
     max_wait_ms: float = 5.0
@@ -43,3 +60,7 @@ class ServeSettings:
                 raise ValueError(f"--{name.replace('_', '-')}: invalid value {getattr(self, name)!r}")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("--api-key: must not be empty")
+        if self.api_key is None and not self.insecure_no_auth and not is_loopback(self.host):
+            raise ValueError(
+                f"--host {self.host}: serving beyond this machine needs an API key (--api-key-file FILE or "
+                "REWARDLAB_API_KEY); to serve it unprotected anyway, pass --insecure-no-auth")

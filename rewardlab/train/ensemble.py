@@ -14,6 +14,7 @@ import json
 import logging
 from pathlib import Path
 
+from rewardlab import jsonout
 from rewardlab.config import Recipe, recipe_to_dict
 from rewardlab.models.ensemble import EnsembleScorer, write_manifest
 
@@ -70,7 +71,7 @@ def train_ensemble(recipe: Recipe) -> dict:
         write_results(summary, rows, out / "eval.json")
         metrics["eval"] = summary
     if _is_main_process():
-        _write_json(out / "metrics.json", json.loads(json.dumps(metrics, default=str)))
+        _write_json(out / "metrics.json", json.loads(jsonout.dumps(metrics, default=str)))
     return metrics
 
 

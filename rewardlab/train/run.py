@@ -17,7 +17,6 @@ Only process 0 writes ``final/``, ``metrics.json`` and runs the final evaluation
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -27,11 +26,13 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, TrainingArguments, set_seed
 
+from rewardlab import jsonout
 from rewardlab.assets import resolve_model_path
 from rewardlab.config import ConfigError, Recipe, recipe_to_dict
 from rewardlab.data import load_pairs, split_pairs
 from rewardlab.data.encode import ChatEncoder
 from rewardlab.eval.pairwise import evaluate_pairs, write_results
+from rewardlab.models.safety import ModelNotFoundError, check_checkpoint
 from rewardlab.models.scalar import (
     HeadConfig,
     RewardForward,
@@ -152,8 +153,10 @@ def training_args(recipe: Recipe, out: Path, has_eval: bool, group_by_length: bo
 def _load_tokenizer(recipe: Recipe) -> tuple[str, object]:
     base = resolve_model_path(recipe.model.path)
     where = f"model.path={recipe.model.path!r}"
-    if base.startswith(("/", ".", "~")) and not Path(base).expanduser().exists():
-        raise ConfigError(f"{where}: no such directory")
+    try:
+        check_checkpoint(base, recipe.model.trust_checkpoint)  # before anything is read from it
+    except ModelNotFoundError as e:
+        raise ConfigError(f"{where}: {e}") from None
     try:
         tok = AutoTokenizer.from_pretrained(base, trust_remote_code=recipe.model.trust_checkpoint)
     except OSError as e:
@@ -383,7 +386,7 @@ def gathered_model(trainer: RewardTrainer, model: torch.nn.Module, rebuild) -> t
 def _write_json(path: Path, obj: dict) -> None:
     """Write then rename, so a reader (or a killed run) never sees half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    tmp.write_text(jsonout.dumps(obj, indent=2, default=str) + "\n")
     tmp.replace(path)
 
 

@@ -17,7 +17,6 @@ SFT restarts from the initial model each iteration (``variant.restart``, as STaR
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from rewardlab import jsonout
 from rewardlab.data.encode import ChatEncoder
 from rewardlab.models.judge import JudgePrompt, judge_prompt, judge_prompt_ids, parse_verdict
 from rewardlab.models.judge_scorer import JudgeScorer
@@ -188,13 +188,13 @@ def run_star(recipe) -> dict:
             record.update(eval_accuracy=ev["accuracy"], order_consistency=ev.get("order_consistency"))
         history.append(record)
         with log_path.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
+            fh.write(jsonout.dumps(record) + "\n")
         log.info("STaR iteration %d: %s", it, record)
     final = save_judge(model, tok, settings, out / "final")
     metrics = {"output_dir": str(out), "final_model": str(final), "variant": variant.name,
                "train_seconds": round(time.perf_counter() - start, 2), "iterations": history,
                "train": {"pairs": len(data.train), "steps": sum(h["steps"] for h in history),
-                         "loss": next((h["loss"] for h in reversed(history) if h["loss"] is not None), float("nan")),
+                         "loss": next((h["loss"] for h in reversed(history) if h["loss"] is not None), None),
                          **precision_metrics(recipe, training_dtype(recipe))},
                "data": data.reports, "truncation": encoder.stats.to_dict(), "recipe": recipe_to_dict(recipe)}
     if data.eval:
@@ -207,7 +207,7 @@ def _weights_key(base: str) -> str:
     """Names the initial weights: the model path plus, for a local directory, its weight files' sizes and
     modification times (a model rewritten in place gets fresh samples)."""
     files = sorted(Path(base).glob("*.safetensors")) if Path(base).is_dir() else []
-    return json.dumps([base, [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]])
+    return jsonout.dumps([base, [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]])
 
 
 def _checkpoint_for_vllm(variant, model, tok, settings, out: Path, it: int) -> str | None:

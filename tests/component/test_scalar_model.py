@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from rewardlab.data import DataError
 from rewardlab.data.encode import EncodeError
 from rewardlab.models.packing import VARLEN, supports_packing
 from rewardlab.models.scalar import (
@@ -344,7 +345,8 @@ def test_decoder_supports_packing(llama_rm):
 def test_empty_response_raises(llama_rm):
     scorer = ScalarScorer(*llama_rm)
     for empty in ("", "   \n"):
-        with pytest.raises(EncodeError, match="conversation 1: the response is empty"):
+        # the check every input gets (rewardlab.data.validate), as in the CLI and the server
+        with pytest.raises(DataError, match="conversation 1: field 'messages': the final response is empty"):
             scorer.score(
                 [
                     [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"}],
@@ -370,5 +372,5 @@ def test_too_long_conversation_raises_naming_its_index(llama_rm):
 
 def test_conversation_must_end_with_an_assistant_turn(llama_rm):
     scorer = ScalarScorer(*llama_rm)
-    with pytest.raises(EncodeError, match="conversation 0: it must end with an assistant response"):
+    with pytest.raises(DataError, match="conversation 0: field 'messages': must end with the assistant response"):
         scorer.score([[{"role": "assistant", "content": "hi"}, {"role": "user", "content": "yes"}]])

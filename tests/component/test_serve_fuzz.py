@@ -19,9 +19,12 @@ from tests.rm_helpers import make_tiny_rm  # noqa: E402
 
 FIELDS = {"/score": ["conversations", "prompts", "responses"], "/compare": ["pairs"],
           "/trace": ["prompt", "response", "messages"], "/get_reward": ["query", "prompts", "labels"]}
-words = st.sampled_from(["hi", "hello", "paris", "", " ", "<|im_end|>", "<pad>", "<|im_start|>", "user", "\n", "é"])
-text = st.one_of(words, st.text(max_size=30), st.lists(words, max_size=6).map(" ".join))
-message = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "", "x" * 70]),
+# Lone surrogates are valid JSON (json.dumps writes them as \ud800 escapes) but no tokenizer takes them.
+words = st.sampled_from(["hi", "hello", "paris", "", " ", "<|im_end|>", "<pad>", "<|im_start|>", "user", "\n", "é",
+                         "a\ud800b", "\udfff"])
+text = st.one_of(words, st.text(max_size=30), st.text(st.characters(codec=None, categories=["Cs", "Ll"]), max_size=5),
+                 st.lists(words, max_size=6).map(" ".join))
+message = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "tool", "wizard", "", "x" * 70]),
                                  "content": text})
 json_value = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
                           lambda c: st.lists(c, max_size=4) | st.dictionaries(text, c, max_size=4), max_leaves=12)

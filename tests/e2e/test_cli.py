@@ -173,7 +173,7 @@ ERRORS = {  # case: (arguments, what the one line on stderr must say)
     ),
     "no model there": (
         ["eval", "--model", "{d}/no_model", "--data", "{d}/no_margin.jsonl"],
-        r"--model .*no_model",
+        r"--model: model directory .*no_model does not exist",
     ),
     "bad conversation line": (["score", "--model", "{d}", "--data", "{d}/convs.jsonl"], r"convs\.jsonl:2"),
     "unknown device": (

@@ -60,7 +60,7 @@ def test_user_errors_are_one_line(rm, tmp_path, capsys):
     no_gold = write_jsonl(tmp_path / "nogold.jsonl", bon_rows(2, 3, gold=False))
     for args, needle in (
         (("bon", "--proxy", rm, "--data", no_gold), "--gold-model"),
-        (("bon", "--proxy", tmp_path / "missing", "--data", no_gold), "no such model directory"),
+        (("bon", "--proxy", tmp_path / "missing", "--data", no_gold), "does not exist"),
         (("rewardbench", "--model", rm, "--data", tmp_path / "absent.jsonl"), "absent.jsonl"),
     ):
         assert main([str(a) for a in args]) == 2, args
