@@ -48,6 +48,7 @@ from rewardlab.models.scalar import (
     pad,
     quiet_transformers,
     save_reward_model,
+    set_pad,
     unwrap,
 )
 
@@ -97,6 +98,7 @@ def build_grm_model(base: str, tokenizer, head: HeadConfig | None = None,
         head = head or HeadConfig()
         model.score = _fresh_head(model, head).to(dtype)
         model.config.pad_token_id = choose_pad_id(tokenizer)
+        set_pad(tokenizer, model.config.pad_token_id)
     setattr(model.config, META_KEY, {"format_version": FORMAT_VERSION, "kind": KIND, "head": asdict(head)})
     enable_packing(model)
     return model

@@ -95,24 +95,15 @@ class Engine:
     def encode_query(self, text: str, where: str) -> list[int]:
         """An already rendered conversation (OpenRLHF ``query``), tokenized without adding specials.
 
-        Like OpenRLHF's own reward server: padding around it is stripped, and the turn terminator the
-        reward is read at is appended when missing, so the reward matches :meth:`encode` of the same
-        conversation."""
+        Like OpenRLHF's own reward server, padding around it is stripped (the model's pad and EOS: a
+        policy may pad with its EOS), and the turn is ended as the chat template ends it: a policy's
+        output stops at ``<|im_end|>``, the template writes ``<|im_end|>\n``. So the reward is read
+        where :meth:`encode` of the same conversation reads it (see :mod:`rewardlab.data.encode`)."""
         tok = self.tokenizer
-        pad = tok.pad_token
-        if pad:
-            while text.startswith(pad):
-                text = text[len(pad):]
-            text = text.rstrip()
-            while text.endswith(pad):
-                text = text[: -len(pad)].rstrip()
-        text = text.rstrip()
-        end = getattr(self.encoder, "eos_text", None) or tok.eos_token
-        if end and not text.endswith(end):
-            text += end
-        if not text.strip():
+        core = self.encoder.strip_rendered(text, [t for t in (tok.pad_token, tok.eos_token) if t])
+        if not core.strip():
             raise ServeError(400, f"{where}: empty query")
-        ids = tok(text, add_special_tokens=False)["input_ids"]
+        ids = tok(core + self.encoder.turn_end, add_special_tokens=False)["input_ids"]
         self.check_length(ids, where)
         return ids
 
