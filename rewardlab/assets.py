@@ -10,6 +10,7 @@ directory or a hub id) untouched, so recipes can name either.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -121,6 +122,18 @@ def _convert_gguf(src: Path, gguf_file: str, out: Path) -> None:
 
 
 ALIASES = {"smollm2": smollm2_path, "minilm": minilm_path}
+
+
+def alias_of(path: str | os.PathLike) -> str | None:
+    """The embedded alias whose directory ``path`` is (``smollm2`` for the converted SmolLM2), else
+    ``None``: what a checkpoint records as its base so that it loads on another machine too."""
+    where = Path(path).expanduser()
+    if not where.is_dir():
+        return None
+    dirs = {"smollm2": cache_dir() / "smollm2-135m-instruct"}
+    with contextlib.suppress(AssetError):
+        dirs["minilm"] = minilm_path()
+    return next((alias for alias, d in dirs.items() if d.is_dir() and d.resolve() == where.resolve()), None)
 
 
 def resolve_model_path(name: str | os.PathLike) -> str:

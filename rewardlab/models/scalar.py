@@ -20,10 +20,16 @@ import torch
 from torch import nn
 
 from rewardlab.assets import resolve_model_path
+from rewardlab.models.checkpoint import (
+    META_KEY,
+    adapter_base,
+    mark_mlp_checkpoint,
+    portable_base,
+    stored_config,
+)
 from rewardlab.models.packing import ForkedBatch, PackedBatch, enable_packing, packed, packed_forks
 from rewardlab.models.safety import check_checkpoint
 
-META_KEY = "rewardlab"
 FORMAT_VERSION = 1
 
 
@@ -205,10 +211,11 @@ def _from_pretrained(path: str, dtype: torch.dtype, trust: bool, **kw):
     from transformers import AutoModelForSequenceClassification
 
     use_safe = check_checkpoint(path, trust)
+    config = stored_config(path)  # an MLP-head checkpoint hides its model type from stock loaders
     with quiet_transformers():
         return AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=dtype, use_safetensors=use_safe if use_safe else None,
-            trust_remote_code=trust, **kw)
+            path, **({"config": config} if config is not None else {"num_labels": 1}), dtype=dtype,
+            use_safetensors=use_safe if use_safe else None, trust_remote_code=trust, **kw)
 
 
 def _install_head(model: nn.Module, head: HeadConfig) -> None:
@@ -277,7 +284,7 @@ def _load_adapter(path: Path, dtype: torch.dtype, trust: bool) -> nn.Module:
     check_checkpoint(path, trust)  # vet the adapter before spending time on its base model
     meta = json.loads((path / "rewardlab_adapter.json").read_text())
     tok = AutoTokenizer.from_pretrained(str(path))
-    base = build_reward_model(meta["base_model"], tok, HeadConfig(**meta["head"]), dtype, trust)
+    base = build_reward_model(adapter_base(path, meta["base_model"]), tok, HeadConfig(**meta["head"]), dtype, trust)
     model = PeftModel.from_pretrained(base, str(path))
     return model.eval()
 
@@ -288,8 +295,10 @@ def save_reward_model(model: nn.Module, tokenizer, out: str | Path, merge: bool 
     case the adapter, the head and the base model's name are written so it can be reloaded or merged.
 
     Merging folds the LoRA weights into ``model``'s own base layers (in place); its scores are unchanged.
-    ``base_model`` defaults to the path peft recorded for the adapter. The tokenizer is saved with the
-    model's pad id.
+    ``base_model`` defaults to the path peft recorded for the adapter; it is recorded portably
+    (:func:`rewardlab.models.checkpoint.portable_base`). The tokenizer is saved with the model's pad
+    id; an MLP-head model is saved so that stock transformers refuses it (see
+    :mod:`rewardlab.models.checkpoint`).
     """
     out = Path(out)
     model = getattr(model, "module", model)
@@ -302,15 +311,30 @@ def save_reward_model(model: nn.Module, tokenizer, out: str | Path, merge: bool 
     out.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "merge_and_unload") and merge:
         model = model.merge_and_unload()
-    if unwrap(model).config.pad_token_id is not None:  # one pad id, in config.json and the tokenizer
-        set_pad(tokenizer, unwrap(model).config.pad_token_id)
-    model.save_pretrained(out, safe_serialization=True)
+    inner = unwrap(model)
+    if inner.config.pad_token_id is not None:
+        set_pad(tokenizer, inner.config.pad_token_id)
+    meta = getattr(inner.config, META_KEY, None) or {}
+    if adapter:
+        _save_adapter(model, out, portable_base(base_model, out))
+    else:
+        model.save_pretrained(out, safe_serialization=True)
+        if meta.get("head", {}).get("type") == "mlp" and not meta.get("kind"):
+            mark_mlp_checkpoint(out)
     tokenizer.save_pretrained(out)
     if adapter:
-        inner = model.get_base_model()
-        meta = {"base_model": base_model, "head": asdict(head_config_of(inner.config))}
-        kind = (getattr(inner.config, META_KEY, None) or {}).get("kind")
-        if kind:  # a model kind other than the plain scalar RM (e.g. grm) loads through its own builder
-            meta["kind"] = kind
-        (out / "rewardlab_adapter.json").write_text(json.dumps(meta, indent=2))
+        adapter_meta = {"base_model": portable_base(base_model, out), "head": asdict(head_config_of(inner.config))}
+        if meta.get("kind"):  # a model kind other than the plain scalar RM (e.g. grm) loads through its own builder
+            adapter_meta["kind"] = meta["kind"]
+        (out / "rewardlab_adapter.json").write_text(json.dumps(adapter_meta, indent=2))
     return out
+
+
+def _save_adapter(model: nn.Module, out: Path, base: str) -> None:
+    """The peft adapter, its ``adapter_config.json`` naming ``base`` (not the training machine's path;
+    peft saves first with the real one, which it reads to check the vocabulary)."""
+    model.save_pretrained(out, safe_serialization=True)
+    f = out / "adapter_config.json"
+    config = json.loads(f.read_text())
+    config["base_model_name_or_path"] = base
+    f.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
