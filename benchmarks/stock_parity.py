@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     from rewardlab import load_scorer
 
     args = parse_args(argv)
+    machine = machine_info(torch.device("cpu"))
     convs = conversations(data_path(args.data), args.pairs)
     with tempfile.TemporaryDirectory() as tmp:
         rm_dir = save_checkpoint(args, Path(tmp) / "rm")
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{len(convs)} conversations, rewards from {float(ours.min()):.3f} to {float(ours.max()):.3f}")
     print(table([["how the checkpoint was fed", "max |Δ| vs rewardlab", f"<= {PROMISE:g}"]]
                 + [[k, f"{v:.2e}", "yes" if v <= PROMISE else "NO"] for k, v in diffs.items()]))
-    result = {"args": vars(args), "machine": machine_info(torch.device("cpu")), "rewardlab": ours.tolist(),
+    result = {"args": vars(args), "machine": machine, "rewardlab": ours.tolist(),
               "max_abs_diff": diffs}
     print(f"wrote {write_json(args.out, result)}")
     return result

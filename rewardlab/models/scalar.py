@@ -316,25 +316,24 @@ def save_reward_model(model: nn.Module, tokenizer, out: str | Path, merge: bool 
         set_pad(tokenizer, inner.config.pad_token_id)
     meta = getattr(inner.config, META_KEY, None) or {}
     if adapter:
-        _save_adapter(model, out, portable_base(base_model, out))
+        _save_adapter(model, out, portable_base(base_model, out), meta.get("kind"))
     else:
         model.save_pretrained(out, safe_serialization=True)
         if meta.get("head", {}).get("type") == "mlp" and not meta.get("kind"):
             mark_mlp_checkpoint(out)
     tokenizer.save_pretrained(out)
-    if adapter:
-        adapter_meta = {"base_model": portable_base(base_model, out), "head": asdict(head_config_of(inner.config))}
-        if meta.get("kind"):  # a model kind other than the plain scalar RM (e.g. grm) loads through its own builder
-            adapter_meta["kind"] = meta["kind"]
-        (out / "rewardlab_adapter.json").write_text(json.dumps(adapter_meta, indent=2))
     return out
 
 
-def _save_adapter(model: nn.Module, out: Path, base: str) -> None:
-    """The peft adapter, its ``adapter_config.json`` naming ``base`` (not the training machine's path;
-    peft saves first with the real one, which it reads to check the vocabulary)."""
+def _save_adapter(model: nn.Module, out: Path, base: str, kind: str | None) -> None:
+    """The peft adapter and ``rewardlab_adapter.json`` (base model, head, kind), both naming ``base``
+    rather than the training machine's path (peft saves with the real one first: it reads its config)."""
     model.save_pretrained(out, safe_serialization=True)
     f = out / "adapter_config.json"
     config = json.loads(f.read_text())
     config["base_model_name_or_path"] = base
     f.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    meta = {"base_model": base, "head": asdict(head_config_of(unwrap(model).config))}
+    if kind:  # a model kind other than the plain scalar RM (e.g. grm) loads through its own builder
+        meta["kind"] = kind
+    (out / "rewardlab_adapter.json").write_text(json.dumps(meta, indent=2))
