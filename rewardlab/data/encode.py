@@ -192,7 +192,10 @@ class ChatEncoder:
             if m is None:
                 break
             stop = cut - len(m)
-        return text[start:stop]
+        core = text[start:stop]
+        if not self.terminator and self.turn_end and core.endswith(self.turn_end):  # a turn ended by whitespace
+            core = core[: -len(self.turn_end)]
+        return core
 
     def encode_pair(self, pair: PreferencePair) -> tuple[Encoded, Encoded] | None:
         """Encode both sides; ``None`` (and a note in ``stats``) when truncation made them identical."""

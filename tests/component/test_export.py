@@ -73,7 +73,8 @@ def test_a_full_scalar_rm_exports_as_itself(tiny_llama, tmp_path):
     tok = AutoTokenizer.from_pretrained(str(tiny_llama))
     model = build_reward_model(str(tiny_llama), tok).eval()
     with torch.no_grad():
-        head_of(model).weight.copy_(torch.randn(head_of(model).weight.shape, generator=torch.Generator().manual_seed(2)))
+        weight = head_of(model).weight
+        weight.copy_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(2)))
     src = save_reward_model(model, tok, tmp_path / "rm")
     out = export_reward_model(src, tmp_path / "exported")
     assert_close(stock_scores(out), load_scorer(str(src)).score(CONVS), **TOL)

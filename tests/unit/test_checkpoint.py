@@ -27,7 +27,8 @@ def test_a_hub_cache_snapshot_is_recorded_by_its_hub_id(tmp_path):
     snap = tmp_path / "hf" / "hub" / "models--HuggingFaceTB--SmolLM2-135M-Instruct" / "snapshots" / "abc123"
     snap.mkdir(parents=True)
     assert portable_base(str(snap), tmp_path / "out") == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    assert portable_base("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path / "out") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    hub_id = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert portable_base(hub_id, tmp_path / "out") == hub_id
 
 
 def test_a_local_directory_is_recorded_relative_to_the_adapter(tmp_path):

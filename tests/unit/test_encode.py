@@ -317,6 +317,14 @@ def test_strip_rendered_leaves_what_encode_renders_before_the_turn_end(query, co
     assert encoder.strip_rendered(query, ["<pad>", IM_END]) == core
 
 
+def test_strip_rendered_with_a_template_whose_turns_end_in_whitespace_only():
+    template = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\n\n' }}{% endfor %}"
+    encoder = ChatEncoder(bos_tokenizer(template))
+    assert (encoder.turn_end, encoder.terminator) == ("\n\n", "")
+    for query in ("user: hi\n\nassistant: good\n\n", "user: hi\n\nassistant: good<pad>"):
+        assert encoder.strip_rendered(query, ["<pad>"]) + encoder.turn_end == "user: hi\n\nassistant: good\n\n"
+
+
 def test_no_room_for_the_response_raises(tok):
     with pytest.raises(EncodeError, match="max_length=8 leaves no room for the response"):
         ChatEncoder(tok, max_length=8, min_prompt_tokens=8).encode(PROMPT, RESPONSE)
