@@ -10,6 +10,7 @@ directory or a hub id) untouched, so recipes can name either.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -56,16 +57,56 @@ def smollm2_path(refresh: bool = False) -> Path:
     target = cache_dir() / "smollm2-135m-instruct"
     if (target / "config.json").exists() and not refresh:
         return target
+    src = _smollm2_source()
+    _write_atomically(target, lambda tmp: _convert_gguf(src, SMOLLM2_GGUF, tmp))
+    return target
+
+
+def smollm2_tokenizer_path() -> Path:
+    """A directory holding SmolLM2's tokenizer and chat template, without its weights (what tests of
+    tokenisation need): the converted model directory when it exists, else the tokenizer alone, read
+    from the packaged GGUF once (seconds, not the 30 s of de-quantising the weights) and cached."""
+    full = cache_dir() / "smollm2-135m-instruct"
+    if (full / "config.json").exists():
+        return full
+    target = cache_dir() / "smollm2-135m-instruct-tokenizer"
+    if (target / "tokenizer_config.json").exists():
+        return target
+    src = _smollm2_source()
+
+    def write(tmp: Path) -> None:
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF).save_pretrained(tmp)
+
+    _write_atomically(target, write)
+    return target
+
+
+def _smollm2_source() -> Path:
     src = _package_dir(SMOLLM2_PACKAGE, "smollm2")
     if not (src / SMOLLM2_GGUF).exists():
         raise AssetError(f"{src / SMOLLM2_GGUF} is missing; reinstall: {INSTALL_HINT['smollm2']}")
     if importlib.util.find_spec("gguf") is None:
         raise AssetError("reading the SmolLM2 GGUF file needs the 'gguf' package: pip install gguf")
-    _convert_gguf(src, SMOLLM2_GGUF, target)
-    return target
+    return src
 
 
-def _convert_gguf(src: Path, gguf_file: str, target: Path) -> None:
+def _write_atomically(target: Path, write) -> None:
+    """``write(tmp)`` fills a fresh directory beside ``target``, which then replaces ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        write(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _convert_gguf(src: Path, gguf_file: str, out: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -76,20 +117,23 @@ def _convert_gguf(src: Path, gguf_file: str, target: Path) -> None:
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(quantised.state_dict(), strict=False)
     model.tie_weights()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
 
 
 ALIASES = {"smollm2": smollm2_path, "minilm": minilm_path}
+
+
+def alias_of(path: str | os.PathLike) -> str | None:
+    """The embedded alias whose directory ``path`` is (``smollm2`` for the converted SmolLM2), else
+    ``None``: what a checkpoint records as its base so that it loads on another machine too."""
+    where = Path(path).expanduser()
+    if not where.is_dir():
+        return None
+    dirs = {"smollm2": cache_dir() / "smollm2-135m-instruct"}
+    with contextlib.suppress(AssetError):
+        dirs["minilm"] = minilm_path()
+    return next((alias for alias, d in dirs.items() if d.is_dir() and d.resolve() == where.resolve()), None)
 
 
 def resolve_model_path(name: str | os.PathLike) -> str:

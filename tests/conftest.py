@@ -61,6 +61,23 @@ def make_tiny_llama(save_dir: Path, seed: int = 0, extra_words: tuple[str, ...] 
     return save_dir
 
 
+def make_smollm2_tiny_llama(save_dir: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
+    """A tiny random Llama with SmolLM2's real tokenizer and chat template (49152 tokens, 32 wide): the
+    template ends every turn with ``<|im_end|>\n`` and its config names ``<|im_end|>`` as pad, as the
+    real model's does."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tok.save_pretrained(save_dir)
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      pad_token_id=2, bos_token_id=1, eos_token_id=2, tie_word_embeddings=True)
+    LlamaForCausalLM(cfg).save_pretrained(save_dir, safe_serialization=True)
+    return save_dir
+
+
 # Words of the judge prompt (rewardlab.models.judge.JudgePrompt) so a tiny judge reads and writes them.
 JUDGE_WORDS = ("1", "2", "here", "conversation", "between", "user", "followed", "by", "two", "possible", "next",
                "responses", "response", "which", "more", "harmless", "answer", "only", "think", "step", "about",
@@ -132,6 +149,22 @@ def feature_cache_in_tmp(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer_dir() -> Path:
+    """SmolLM2's tokenizer files (no weights); skipped when the embedded model package is absent."""
+    from rewardlab.assets import AssetError, smollm2_tokenizer_path
+
+    try:
+        return smollm2_tokenizer_path()
+    except AssetError as e:
+        pytest.skip(f"SmolLM2's tokenizer is not available: {e}")
+
+
+@pytest.fixture(scope="session")
+def smollm2_tiny(smollm2_tokenizer_dir, tmp_path_factory) -> Path:
+    return make_smollm2_tiny_llama(tmp_path_factory.mktemp("smollm2-tiny"), smollm2_tokenizer_dir)
 
 
 @pytest.fixture(scope="session")

@@ -60,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="OOD rule: two samples of one instruction whose gold scores differ by at least this")
     p.add_argument("--max-length", type=int, default=96, help="tokens per training / ID sequence")
     p.add_argument("--ood-max-length", type=int, default=128,
-                   help="tokens per OOD sequence (answers are long; truncated from the right, EOS kept)")
+                   help="tokens per OOD sequence (answers are long; truncated from the right, the turn's end kept)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"rows to run, from: {', '.join(METHODS)}")
     p.add_argument("--ensemble", type=int, default=2, help="members of the BT ensemble")
     p.add_argument("--lora-r", type=int, default=16, help="LoRA rank (0 = full fine-tuning)")

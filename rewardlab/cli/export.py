@@ -1,4 +1,4 @@
-"""``rewardlab export --model DIR --out DIR2``: a GRM's reward half as a plain classifier checkpoint."""
+"""``rewardlab export --model DIR --out DIR2``: a reward model as a plain stock classifier checkpoint."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from __future__ import annotations
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "export",
-        help="write a GRM's reward model (backbone + reward head) as a plain sequence-classification model",
-        description="Drop the LM head of a GRM checkpoint (full or LoRA, merged on the way) and write "
-        "backbone + reward head as AutoModelForSequenceClassification weights (num_labels=1). A linear "
-        "head loads with stock transformers and gives the same scores.",
+        help="write a reward model as a plain sequence-classification model that stock transformers loads",
+        description="Write a scalar reward model (a full checkpoint, a LoRA adapter, merged on the way, or "
+        "a GRM, whose LM head is dropped) as AutoModelForSequenceClassification weights (num_labels=1) "
+        "that stock transformers, pipeline() and TRL load with the same scores. A kind with no such form "
+        "(an MLP head, an ensemble, a generative judge) is refused with the reason.",
     )
-    p.add_argument("--model", required=True, help="trained GRM directory")
+    p.add_argument("--model", required=True, help="trained reward model directory (full, LoRA adapter or GRM)")
     p.add_argument("--out", required=True, help="directory to write")
     p.add_argument(
         "--trust-checkpoint",
@@ -23,11 +24,9 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from rewardlab.cli.eval import vet_model
-    from rewardlab.models.grm import export_reward_model, is_grm_dir
+    from rewardlab.models.export import export_reward_model
 
     vet_model(args.model, args.trust_checkpoint)
-    if not is_grm_dir(args.model):
-        raise FileNotFoundError(f"--model {args.model}: not a GRM checkpoint (config.json says no 'kind: grm')")
     out = export_reward_model(args.model, args.out, trust=args.trust_checkpoint)
     print(f"exported reward model: {out}")
     return 0

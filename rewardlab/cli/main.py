@@ -30,6 +30,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from rewardlab.config import ConfigError
     from rewardlab.data import DataError
     from rewardlab.data.encode import EncodeError
+    from rewardlab.models.export import ExportError
     from rewardlab.models.safety import CorruptCheckpointError, UnsafeCheckpointError
     from rewardlab.registry import UnknownNameError
 
@@ -38,6 +39,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         ConfigError,
         DataError,
         EncodeError,
+        ExportError,
         CorruptCheckpointError,
         UnsafeCheckpointError,
         UnknownNameError,

@@ -6,17 +6,22 @@ Encoding of ``prompt + response``:
   the response tokens start right where a policy would start generating.
 - Prompt and response are tokenized separately without special tokens; BOS is added once, and only
   when the tokenizer normally adds it and the template did not already write it (no doubled BOS).
-- The response ends with the EOS token the model expects (template turn terminator, else ``eos_token``);
-  whitespace a template writes after the terminator is dropped so the reward is read at EOS.
+- The response ends exactly as the template ends an assistant turn (:attr:`ChatEncoder.turn_end`;
+  ChatML templates such as SmolLM2's write ``<|im_end|>\n``), and the reward is read at its last
+  token. That is the last token of the conversation as the model's own chat template renders it,
+  which is where stock ``transformers`` (one sequence or padded batches, ``pipeline``), TRL's reward
+  trainer and a server fed rendered text read it too, so a checkpoint scores the same in all of them.
+  Without a template the response ends with ``eos_token``.
 
 Truncation (only when ``max_length`` is set and exceeded), in this order:
 1. drop prompt tokens from the left (a leading BOS is kept) down to ``min_prompt_tokens``;
-2. then cut the response from the right, keeping its final EOS token.
+2. then cut the response from the right, keeping the tokens that end the turn (``<|im_end|>\n``).
 Every truncation is counted in :class:`EncodeStats`; nothing is dropped silently.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rewardlab.types import Conversation, PreferencePair
@@ -80,20 +85,23 @@ class ChatEncoder:
             and tokenizer.sep_token_id is not None
         )
         self.n_special = 3 if self.pair_specials else 0
-        self.eos_text = self._terminator()
+        self.turn_end = self._turn_end()
+        """The text that ends the final assistant turn, after its content (``<|im_end|>\n`` for ChatML)."""
+        self.terminator = self.turn_end.strip()
+        """``turn_end`` without whitespace: what a policy generates last (``<|im_end|>``)."""
+        self._end_ids = tokenizer(self.turn_end, add_special_tokens=False)["input_ids"] if self.turn_end else []
         self.stats = EncodeStats()
 
-    def _terminator(self) -> str | None:
-        """The text that ends an assistant turn: found by rendering a probe, else ``eos_token``."""
+    def _turn_end(self) -> str:
+        """What the template writes after an assistant turn's content, found by rendering a probe;
+        without a template, ``eos_token`` (``[SEP]`` for encoders, added with the other specials)."""
         if self.has_template:
             marker = "\x00rl\x00"
             text = self.tok.apply_chat_template(
                 [{"role": "user", "content": "q"}, {"role": "assistant", "content": marker}], tokenize=False
             )
-            tail = text.split(marker, 1)[-1].strip()
-            if tail:
-                return tail
-        return self.tok.eos_token
+            return text.split(marker, 1)[-1]
+        return "" if self.pair_specials else (self.tok.eos_token or "")
 
     def _render(self, prompt: Conversation, response: Conversation) -> tuple[str, str]:
         if not self.has_template:
@@ -110,11 +118,7 @@ class ChatEncoder:
         )
         if not full.startswith(head):  # a template that rewrites earlier turns: fall back to a plain split
             head = ""
-        body = full[len(head) :]
-        if self.eos_text and self.eos_text in body:
-            body = body[: body.rindex(self.eos_text) + len(self.eos_text)]
-        elif self.eos_text:
-            body = body.rstrip() + self.eos_text
+        body = full[len(head) :]  # as rendered, up to the template's last character: the read position
         bos = self.tok.bos_token
         if not head and bos and body.startswith(bos):  # a BOS the template wrote belongs to the prompt part
             head, body = bos, body[len(bos) :]
@@ -154,11 +158,44 @@ class ChatEncoder:
         r_trunc = len(p_ids) + len(r_ids) > limit
         if r_trunc:
             room = limit - len(p_ids)
-            if room < 1:
+            end = self._end_len(r_ids)
+            if room < end:
                 raise EncodeError(f"max_length={self.max_length} leaves no room for the response")
-            r_ids = r_ids[: room - 1] + r_ids[-1:]  # keep the final EOS
+            r_ids = r_ids[: room - end] + r_ids[len(r_ids) - end :]  # keep the tokens that end the turn
             self.stats.response_truncated += 1
         return Encoded(p_ids + r_ids, len(p_ids), p_trunc, r_trunc)
+
+    def _end_len(self, r_ids: list[int]) -> int:
+        """How many final response tokens truncation keeps: those of :attr:`turn_end` when the
+        response ends with them, else the last token alone (an end merged into the content)."""
+        n = len(self._end_ids)
+        return n if n and r_ids[-n:] == self._end_ids else 1
+
+    def strip_rendered(self, text: str, pads: Sequence[str] = ()) -> str:
+        """An already rendered conversation (OpenRLHF's ``query``) without what a client put around
+        it: leading and trailing runs of ``pads`` and of the turn terminator (a policy that pads with
+        its EOS), with whitespace between them at the end. ``strip_rendered(t) + turn_end`` is what
+        :meth:`encode` tokenizes for the same conversation, also for a policy's output that stops at
+        ``<|im_end|>``, before the newline the template writes. Whitespace inside the response stays."""
+        marks = sorted({m for m in (*pads, self.terminator) if m}, key=len, reverse=True)
+        start, stop = 0, len(text)
+        while marks:  # index arithmetic, no copies: a long run of padding costs linear time
+            m = next((m for m in marks if text.startswith(m, start, stop)), None)
+            if m is None:
+                break
+            start += len(m)
+        while marks:
+            cut = stop
+            while cut > start and text[cut - 1].isspace():
+                cut -= 1
+            m = next((m for m in marks if text.endswith(m, start, cut)), None)
+            if m is None:
+                break
+            stop = cut - len(m)
+        core = text[start:stop]
+        if not self.terminator and self.turn_end and core.endswith(self.turn_end):  # a turn ended by whitespace
+            core = core[: -len(self.turn_end)]
+        return core
 
     def encode_pair(self, pair: PreferencePair) -> tuple[Encoded, Encoded] | None:
         """Encode both sides; ``None`` (and a note in ``stats``) when truncation made them identical."""

@@ -8,14 +8,14 @@ sequence's last one: log-probabilities stay within segment boundaries.
 
 A checkpoint is an HF directory of the causal LM (safetensors) whose weights include ``score.*`` and
 whose ``config.json`` says ``rewardlab: {kind: grm, head: ...}``. It reloads for further training
-(both heads); :func:`export_reward_model` writes a plain sequence-classification model (reward head
-only) that stock ``AutoModelForSequenceClassification`` loads with the same scores.
+(both heads); :func:`rewardlab.models.export.export_reward_model` writes a plain
+sequence-classification model (reward head only) that stock ``AutoModelForSequenceClassification``
+loads with the same scores.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -25,6 +25,7 @@ from torch import nn
 
 from rewardlab.assets import resolve_model_path
 from rewardlab.losses.regularizers import token_logps
+from rewardlab.models.checkpoint import adapter_base
 from rewardlab.models.packing import (
     PackedBatch,
     enable_packing,
@@ -47,7 +48,7 @@ from rewardlab.models.scalar import (
     make_head,
     pad,
     quiet_transformers,
-    save_reward_model,
+    set_pad,
     unwrap,
 )
 
@@ -97,6 +98,7 @@ def build_grm_model(base: str, tokenizer, head: HeadConfig | None = None,
         head = head or HeadConfig()
         model.score = _fresh_head(model, head).to(dtype)
         model.config.pad_token_id = choose_pad_id(tokenizer)
+        set_pad(tokenizer, model.config.pad_token_id)
     setattr(model.config, META_KEY, {"format_version": FORMAT_VERSION, "kind": KIND, "head": asdict(head)})
     enable_packing(model)
     return model
@@ -122,7 +124,7 @@ def load_grm_model(path: str | Path, dtype: torch.dtype = torch.float32, trust: 
         check_checkpoint(path, trust)
         meta = json.loads((path / "rewardlab_adapter.json").read_text())
         tok = AutoTokenizer.from_pretrained(str(path))
-        base = build_grm_model(meta["base_model"], tok, HeadConfig(**meta["head"]), dtype, trust)
+        base = build_grm_model(adapter_base(path, meta["base_model"]), tok, HeadConfig(**meta["head"]), dtype, trust)
         return PeftModel.from_pretrained(base, str(path)).eval()
     return build_grm_model(str(path), None, dtype=dtype, trust=trust).eval()
 
@@ -293,32 +295,3 @@ def pair_response_logps(model: nn.Module, chosen: list[list[int]], rejected: lis
             sums = torch.zeros(2 * len(idx), dtype=torch.float32, device=device).index_add(0, seg_t, lp.float())
             out_c[idx], out_r[idx] = sums[0::2].cpu(), sums[1::2].cpu()
     return out_c, out_r
-
-
-def export_reward_model(path: str | Path, out: str | Path, trust: bool = False) -> Path:
-    """Write the reward half of a GRM checkpoint as a plain sequence-classification model.
-
-    The backbone and the reward head go to ``out`` as ``AutoModelForSequenceClassification`` weights
-    (``num_labels=1``, the LM head dropped). A linear head loads with stock transformers and gives the
-    same scores; an MLP head loads with rewardlab's ``load_scorer`` (its layout is recorded in
-    ``config.json``). A LoRA GRM is merged first.
-    """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from rewardlab.models.scalar import _install_head
-
-    path = Path(resolve_model_path(path))
-    grm = load_grm_model(path, trust=trust)
-    grm = grm.merge_and_unload() if hasattr(grm, "merge_and_unload") else grm
-    head = head_config_of(grm.config)
-    cfg = copy.deepcopy(grm.config)
-    cfg.num_labels = 1
-    cfg.architectures = None
-    setattr(cfg, META_KEY, {"format_version": FORMAT_VERSION, "head": asdict(head)})
-    with quiet_transformers():
-        seq = AutoModelForSequenceClassification.from_config(cfg, dtype=next(grm.parameters()).dtype)
-    _install_head(seq, head)
-    prefix = seq.base_model_prefix
-    getattr(seq, prefix).load_state_dict(getattr(grm, grm.base_model_prefix).state_dict(), strict=True)
-    seq.score.load_state_dict(grm.score.state_dict(), strict=True)
-    return save_reward_model(seq, AutoTokenizer.from_pretrained(str(path)), out)

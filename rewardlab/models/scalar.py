@@ -1,9 +1,12 @@
 """Scalar reward models: ``AutoModelForSequenceClassification`` with ``num_labels=1``.
 
-The reward is read at the last real token of each sequence (decoder-only models), or from the
+The reward is read at the last real token of each sequence (decoder-only models: the last token of
+the conversation as its chat template renders it, see :mod:`rewardlab.data.encode`), or from the
 model's own pooled output (encoders such as BERT/MiniLM, which pool the first token). Heads are the
 stock linear layer (so a trained model loads with plain transformers and gives the same scores) or
 an MLP with 1-2 hidden ReLU layers; rewardlab records the head in ``config.json`` under ``rewardlab``.
+A checkpoint has one pad id, in ``config.json`` and in its tokenizer, that real text never contains
+(:func:`choose_pad_id`), so stock pooling of padded batches reads the same token.
 """
 
 from __future__ import annotations
@@ -18,10 +21,16 @@ from torch import nn
 
 from rewardlab import jsonout
 from rewardlab.assets import resolve_model_path
+from rewardlab.models.checkpoint import (
+    META_KEY,
+    adapter_base,
+    mark_mlp_checkpoint,
+    portable_base,
+    stored_config,
+)
 from rewardlab.models.packing import ForkedBatch, PackedBatch, enable_packing, packed, packed_forks
 from rewardlab.models.safety import check_checkpoint
 
-META_KEY = "rewardlab"
 FORMAT_VERSION = 1
 
 
@@ -169,23 +178,45 @@ def quiet_transformers():
         hf_logging.set_verbosity(old)
 
 
+def template_ids(tokenizer) -> set[int]:
+    """The ids a probe conversation is encoded with: every token the chat template writes itself."""
+    from rewardlab.data.encode import ChatEncoder
+
+    probe = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+             {"role": "user", "content": "Thanks"}, {"role": "assistant", "content": "Bye."}]
+    try:
+        return set(ChatEncoder(tokenizer).encode_conversation(probe).ids)
+    except Exception:  # a template that cannot render the probe (roles it refuses): nothing to avoid
+        return set()
+
+
 def choose_pad_id(tokenizer) -> int:
-    """A pad id that differs from EOS, so stock transformers never mistakes the final EOS for padding."""
-    eos = tokenizer.eos_token_id
-    for cand in (tokenizer.pad_token_id, tokenizer.unk_token_id, 0):
-        if cand is not None and cand != eos:
+    """The pad id of a reward model: not EOS or BOS, and never written by the chat template, so stock
+    pooling (the rightmost token that is not pad) finds the token rewardlab reads. The tokenizer's
+    own pad when it qualifies, else its unk token (SmolLM2 pads with its turn terminator
+    ``<|im_end|>``: it gets ``<|endoftext|>``, id 0), else the lowest id that qualifies."""
+    taken = {tokenizer.eos_token_id, tokenizer.bos_token_id} | template_ids(tokenizer)
+    for cand in (tokenizer.pad_token_id, tokenizer.unk_token_id):
+        if cand is not None and cand not in taken:
             return cand
-    return 1 if eos == 0 else 0
+    return next(i for i in range(len(tokenizer)) if i not in taken)
+
+
+def set_pad(tokenizer, pad_id: int) -> None:
+    """Make ``pad_id`` the tokenizer's pad token (it is saved with the tokenizer)."""
+    if tokenizer.pad_token_id != pad_id:
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad_id)
 
 
 def _from_pretrained(path: str, dtype: torch.dtype, trust: bool, **kw):
     from transformers import AutoModelForSequenceClassification
 
     use_safe = check_checkpoint(path, trust)
+    config = stored_config(path)  # an MLP-head checkpoint hides its model type from stock loaders
     with quiet_transformers():
         return AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=dtype, use_safetensors=use_safe if use_safe else None,
-            trust_remote_code=trust, **kw)
+            path, **({"config": config} if config is not None else {"num_labels": 1}), dtype=dtype,
+            use_safetensors=use_safe if use_safe else None, trust_remote_code=trust, **kw)
 
 
 def _install_head(model: nn.Module, head: HeadConfig) -> None:
@@ -199,10 +230,12 @@ def _install_head(model: nn.Module, head: HeadConfig) -> None:
 
 def build_reward_model(base: str, tokenizer, head: HeadConfig | None = None,
                        dtype: torch.dtype = torch.float32, trust: bool = False) -> nn.Module:
-    """A fresh scalar RM on ``base`` (local dir, hub id, or an embedded alias) with a new head."""
+    """A fresh scalar RM on ``base`` (local dir, hub id, or an embedded alias) with a new head.
+    ``tokenizer``'s pad becomes the model's (:func:`choose_pad_id`)."""
     head = head or HeadConfig()
     model = _from_pretrained(resolve_model_path(base), dtype, trust)
     model.config.pad_token_id = choose_pad_id(tokenizer)
+    set_pad(tokenizer, model.config.pad_token_id)
     _install_head(model, head)
     setattr(model.config, META_KEY, {"format_version": FORMAT_VERSION, "head": asdict(head)})
     enable_packing(model)
@@ -252,7 +285,7 @@ def _load_adapter(path: Path, dtype: torch.dtype, trust: bool) -> nn.Module:
     check_checkpoint(path, trust)  # vet the adapter before spending time on its base model
     meta = json.loads((path / "rewardlab_adapter.json").read_text())
     tok = AutoTokenizer.from_pretrained(str(path))
-    base = build_reward_model(meta["base_model"], tok, HeadConfig(**meta["head"]), dtype, trust)
+    base = build_reward_model(adapter_base(path, meta["base_model"]), tok, HeadConfig(**meta["head"]), dtype, trust)
     model = PeftModel.from_pretrained(base, str(path))
     return model.eval()
 
@@ -263,7 +296,10 @@ def save_reward_model(model: nn.Module, tokenizer, out: str | Path, merge: bool 
     case the adapter, the head and the base model's name are written so it can be reloaded or merged.
 
     Merging folds the LoRA weights into ``model``'s own base layers (in place); its scores are unchanged.
-    ``base_model`` defaults to the path peft recorded for the adapter.
+    ``base_model`` defaults to the path peft recorded for the adapter; it is recorded portably
+    (:func:`rewardlab.models.checkpoint.portable_base`). The tokenizer is saved with the model's pad
+    id; an MLP-head model is saved so that stock transformers refuses it (see
+    :mod:`rewardlab.models.checkpoint`).
     """
     out = Path(out)
     model = getattr(model, "module", model)
@@ -276,13 +312,29 @@ def save_reward_model(model: nn.Module, tokenizer, out: str | Path, merge: bool 
     out.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "merge_and_unload") and merge:
         model = model.merge_and_unload()
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    inner = unwrap(model)
+    if inner.config.pad_token_id is not None:
+        set_pad(tokenizer, inner.config.pad_token_id)
+    meta = getattr(inner.config, META_KEY, None) or {}
     if adapter:
-        inner = model.get_base_model()
-        meta = {"base_model": base_model, "head": asdict(head_config_of(inner.config))}
-        kind = (getattr(inner.config, META_KEY, None) or {}).get("kind")
-        if kind:  # a model kind other than the plain scalar RM (e.g. grm) loads through its own builder
-            meta["kind"] = kind
-        (out / "rewardlab_adapter.json").write_text(jsonout.dumps(meta, indent=2) + "\n")
+        _save_adapter(model, out, portable_base(base_model, out), meta.get("kind"))
+    else:
+        model.save_pretrained(out, safe_serialization=True)
+        if meta.get("head", {}).get("type") == "mlp" and not meta.get("kind"):
+            mark_mlp_checkpoint(out)
+    tokenizer.save_pretrained(out)
     return out
+
+
+def _save_adapter(model: nn.Module, out: Path, base: str, kind: str | None) -> None:
+    """The peft adapter and ``rewardlab_adapter.json`` (base model, head, kind), both naming ``base``
+    rather than the training machine's path (peft saves with the real one first: it reads its config)."""
+    model.save_pretrained(out, safe_serialization=True)
+    f = out / "adapter_config.json"
+    config = json.loads(f.read_text())
+    config["base_model_name_or_path"] = base
+    f.write_text(jsonout.dumps(config, indent=2, sort_keys=True) + "\n")
+    meta = {"base_model": base, "head": asdict(head_config_of(unwrap(model).config))}
+    if kind:  # a model kind other than the plain scalar RM (e.g. grm) loads through its own builder
+        meta["kind"] = kind
+    (out / "rewardlab_adapter.json").write_text(jsonout.dumps(meta, indent=2) + "\n")

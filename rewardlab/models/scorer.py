@@ -140,12 +140,12 @@ class ScalarScorer(PairScoringMixin):
              device: str | torch.device | None = None, **kwargs) -> ScalarScorer:
         """Load a reward-model directory onto ``device`` (default: CUDA when there is one, else CPU)
         to score in ``dtype`` (``auto``: bfloat16 where a measurement on ``device`` says it is faster)."""
-        from transformers import AutoTokenizer
+        from rewardlab.models.checkpoint import load_tokenizer
 
         device = resolve_device(device)
         dtype = parse_dtype(dtype, device)
         model = load_reward_model(path, torch.float32 if dtype == torch.bfloat16 else dtype, trust=trust)
-        tok = AutoTokenizer.from_pretrained(str(path))
+        tok = load_tokenizer(path)
         return cls(for_scoring(model, dtype).to(device), tok, **kwargs)
 
     @property

@@ -112,18 +112,17 @@ class Engine:
     def encode_query(self, text: str, where: str) -> list[int]:
         """An already rendered conversation (OpenRLHF ``query``), tokenized without adding specials.
 
-        Like OpenRLHF's own reward server: padding around it is stripped, and the turn terminator the
-        reward is read at is appended when missing, so the reward matches :meth:`encode` of the same
-        conversation. ``text`` has passed :func:`rewardlab.data.validate.check_rendered`."""
+        Like OpenRLHF's own reward server, padding around it is stripped (the model's pad and EOS: a
+        policy may pad with its EOS), and the turn is ended as the chat template ends it: a policy's
+        output stops at ``<|im_end|>``, the template writes ``<|im_end|>\n``. So the reward is read
+        where :meth:`encode` of the same conversation reads it (see :mod:`rewardlab.data.encode`).
+        ``text`` has passed :func:`rewardlab.data.validate.check_rendered`."""
         self.check_chars(len(text), where)
         tok = self.tokenizer
-        text = _strip_padding(text, tok.pad_token)
-        if not text:  # nothing but padding: the terminator alone is no conversation
+        core = self.encoder.strip_rendered(text, [t for t in (tok.pad_token, tok.eos_token) if t])
+        if not core.strip():  # nothing but padding: the terminator alone is no conversation
             raise ServeError(400, f"{where}: empty query")
-        end = getattr(self.encoder, "eos_text", None) or tok.eos_token
-        if end and not text.endswith(end):
-            text += end
-        ids = tok(text, add_special_tokens=False)["input_ids"]
+        ids = tok(core + self.encoder.turn_end, add_special_tokens=False)["input_ids"]
         self.check_length(ids, where)
         return ids
 
@@ -138,17 +137,3 @@ def _longest_token(tokenizer) -> int | None:
         return max(map(len, tokenizer.get_vocab()), default=0) or None
     except (AttributeError, NotImplementedError, TypeError):
         return None
-
-
-def _strip_padding(text: str, pad: str | None) -> str:
-    """``text`` without leading pad tokens and without trailing pad tokens and whitespace; by index, so
-    a long run of padding costs linear time (slicing it off one pad at a time would be quadratic)."""
-    start, end = 0, len(text)
-    while pad and text.startswith(pad, start, end):
-        start += len(pad)
-    while True:
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        if not (pad and text.endswith(pad, start, end)):
-            return text[start:end]
-        end -= len(pad)

@@ -15,17 +15,17 @@ from transformers import AutoTokenizer, TrainingArguments
 from rewardlab.config import load_recipe
 from rewardlab.data import load_pairs
 from rewardlab.data.encode import ChatEncoder
+from rewardlab.models.export import export_reward_model
 from rewardlab.models.grm import (
     GRMForward,
     build_grm_model,
-    export_reward_model,
     grm_forward,
     load_grm_model,
     pair_response_logps,
     response_mask_for,
 )
 from rewardlab.models.packing import pack
-from rewardlab.models.scalar import RewardForward, build_reward_model, pad, save_reward_model
+from rewardlab.models.scalar import HeadConfig, RewardForward, build_reward_model, pad, save_reward_model
 from rewardlab.models.scorer import ScalarScorer
 from rewardlab.train.data import PairCollator, tokenize_pairs
 from rewardlab.train.grm import add_reference_logps
@@ -246,15 +246,13 @@ def test_checkpoint_reloads_both_heads_for_further_training(tiny_llama, tok, pai
     assert_close(ScalarScorer(again, tok).score_ids(seqs), expected, **reward_tol(saved, expected))
 
 
-@pytest.mark.parametrize("head", ["linear", "mlp"])
-def test_export_is_a_plain_classifier_with_the_same_scores(tiny_llama, tok, pair_files, tmp_path, head):
+def test_export_is_a_plain_classifier_with_the_same_scores(tiny_llama, tok, pair_files, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
     from rewardlab import load_scorer
 
-    extra = ["model.head=mlp", "model.mlp_hidden=[16]"] if head == "mlp" else []
     train_reward_model(recipe(tiny_llama, pair_files, tmp_path / "run", "variant.name=grm_sft",
-                              "train.max_steps=4", "data.eval=", *extra))
+                              "train.max_steps=4", "data.eval="))
     final = tmp_path / "run" / "final"
     out = export_reward_model(final, tmp_path / "exported")
     seqs = [[2, 10, 11, 12, 3], [2, 13, 14, 3], [2, 15, 16, 17, 18, 19, 3]]
@@ -263,12 +261,22 @@ def test_export_is_a_plain_classifier_with_the_same_scores(tiny_llama, tok, pair
     assert_close(exported.score_ids(seqs), expected, **reward_tol(exported.model, expected))
     cfg = json.loads((out / "config.json").read_text())
     assert "kind" not in cfg["rewardlab"] and cfg["architectures"] == ["LlamaForSequenceClassification"]
-    if head == "linear":  # stock transformers, no rewardlab code, right padding
-        stock = AutoModelForSequenceClassification.from_pretrained(out).eval()
-        batch = pad(seqs, stock.config.pad_token_id)
-        with torch.no_grad():
-            scores = stock(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, 0]
-        assert_close(scores, expected, **reward_tol(stock, expected))
+    stock = AutoModelForSequenceClassification.from_pretrained(out).eval()  # no rewardlab code, right padding
+    batch = pad(seqs, stock.config.pad_token_id)
+    with torch.no_grad():
+        scores = stock(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, 0]
+    assert_close(scores, expected, **reward_tol(stock, expected))
+
+
+def test_export_refuses_an_mlp_head_in_one_line(tiny_llama, tok, tmp_path):
+    """Stock transformers has no MLP head: export says so instead of writing what it would misread."""
+    from rewardlab.models.export import ExportError
+
+    model = build_grm_model(str(tiny_llama), tok, HeadConfig(type="mlp", hidden_sizes=[16]))
+    final = save_reward_model(model, tok, tmp_path / "grm-mlp")
+    with pytest.raises(ExportError, match="an MLP reward head has no stock transformers form") as err:
+        export_reward_model(final, tmp_path / "exported")
+    assert "\n" not in str(err.value) and not (tmp_path / "exported").exists()
 
 
 def test_lora_adapter_keeps_both_heads_and_merges(tiny_llama, tok, pair_files, tmp_path):

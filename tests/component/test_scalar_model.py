@@ -4,6 +4,7 @@ compatibility, MLP and LoRA round trips, encoders, and the errors a user sees in
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -246,6 +247,28 @@ def test_mlp_head_round_trip(tiny_llama, convs, tmp_path):
     assert_close(ScalarScorer(loaded, tok).score(convs), before, atol=0, rtol=0)
 
 
+def test_stock_transformers_refuses_an_mlp_head_instead_of_scoring_with_a_random_one(tiny_llama, convs, tmp_path):
+    """Stock transformers has no MLP head: loading one would score with a fresh linear head. It must
+    stop, loudly, for every stock entry point, while rewardlab loads the same directory exactly."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    tok = tokenizer_of(tiny_llama)
+    model = build_reward_model(str(tiny_llama), tok, HeadConfig(type="mlp", hidden_sizes=[16])).eval()
+    perturb_(head_of(model), seed=1)
+    out = save_reward_model(model, tok, tmp_path / "mlp")
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model_type"] == "rewardlab-mlp-head" and "architectures" not in cfg
+    assert cfg["rewardlab"]["model_type"] == "llama"
+    for load in (AutoModelForSequenceClassification.from_pretrained, AutoConfig.from_pretrained,
+                 lambda p: pipeline("text-classification", model=p)):
+        with pytest.raises(ValueError, match="model type `rewardlab-mlp-head`"):
+            load(str(out))
+    assert AutoTokenizer.from_pretrained(str(out)).pad_token_id == 0  # the tokenizer alone still loads
+    assert_close(ScalarScorer.load(out).score(convs), ScalarScorer(model, tok).score(convs), atol=0, rtol=0)
+    again = save_reward_model(load_reward_model(out), tok, tmp_path / "again")  # saved again: still marked
+    assert json.loads((again / "config.json").read_text()) == cfg
+
+
 def lora_model(tiny_llama, seed: int):
     from peft import LoraConfig, get_peft_model
 
@@ -275,14 +298,34 @@ def test_lora_adapter_round_trip(tiny_llama, convs, tmp_path):
     out = save_reward_model(model, tok, tmp_path / "adapter", merge=False, base_model=str(tiny_llama))
     assert (out / "adapter_config.json").exists() and not (out / "model.safetensors").exists()
     meta = json.loads((out / "rewardlab_adapter.json").read_text())
-    assert meta == {"base_model": str(tiny_llama), "head": {"type": "linear", "hidden_sizes": [256]}}
+    assert meta == {"base_model": os.path.relpath(tiny_llama, out), "head": {"type": "linear", "hidden_sizes": [256]}}
     assert_close(ScalarScorer(load_reward_model(out), tok).score(convs), before, **tol(model, before))
 
 
 def test_lora_adapter_base_model_defaults_to_what_peft_recorded(tiny_llama, tmp_path):
     model, tok = lora_model(tiny_llama, seed=3)
     out = save_reward_model(model, tok, tmp_path / "adapter", merge=False)
-    assert json.loads((out / "rewardlab_adapter.json").read_text())["base_model"] == str(tiny_llama)
+    assert json.loads((out / "rewardlab_adapter.json").read_text())["base_model"] == os.path.relpath(tiny_llama, out)
+
+
+def test_lora_adapter_records_its_base_portably_and_loads_elsewhere(tiny_llama, convs, tmp_path):
+    """No absolute path of the training machine in the adapter: the base is relative to the adapter
+    directory, so the two can move together (or it is an alias or hub id, see test_checkpoint)."""
+    model, tok = lora_model(tiny_llama, seed=3)
+    before = ScalarScorer(model, tok).score(convs)
+    machine = tmp_path / "training-machine"
+    shutil.copytree(tiny_llama, machine / "base")
+    out = save_reward_model(model, tok, machine / "runs" / "adapter", merge=False, base_model=str(machine / "base"))
+    for name in ("rewardlab_adapter.json", "adapter_config.json"):
+        text = (out / name).read_text()
+        assert str(tmp_path) not in text and str(tiny_llama) not in text, name
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "../../base"
+    moved = tmp_path / "elsewhere"
+    machine.rename(moved)
+    assert_close(ScalarScorer.load(moved / "runs" / "adapter").score(convs), before, **tol(model, before))
+    shutil.rmtree(moved / "base")
+    with pytest.raises(FileNotFoundError, match="keep the adapter beside its base model"):
+        load_reward_model(moved / "runs" / "adapter")
 
 
 def test_lora_merged_round_trip(tiny_llama, convs, tmp_path):

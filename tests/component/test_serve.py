@@ -97,7 +97,7 @@ def test_openrlhf_get_reward(client, scorer, atol):
     offline = scorer.score([CONV]).item()
     assert out["rewards"] == pytest.approx([offline, offline], abs=atol)
     assert out["scores"] == out["rewards"]
-    # A query without the final terminator is read at the terminator, as OpenRLHF's own server does.
+    # A query cut before its terminator is ended as the template ends a turn (OpenRLHF's server appends EOS).
     cut = query.rstrip()[: -len("<|im_end|>")]
     assert client.post("/get_reward", json={"query": [cut]}).json()["rewards"][0] == pytest.approx(offline, abs=atol)
 

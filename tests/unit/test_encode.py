@@ -98,11 +98,11 @@ def test_chatml_layout_ends_at_the_terminator(tok):
 
 
 @pytest.mark.parametrize("template", [CHAT_TEMPLATE, "{{ bos_token }}" + CHAT_TEMPLATE])
-def test_bos_added_once_and_trailing_newline_dropped(template):
+def test_bos_added_once_and_the_turn_ends_as_the_template_ends_it(template):
     tok = bos_tokenizer(template)
     assert tok("hello")["input_ids"] == [2, 10]  # the tokenizer adds <s> by itself
     encoder = ChatEncoder(tok)
-    assert encoder.adds_bos and encoder.eos_text == IM_END
+    assert encoder.adds_bos and encoder.turn_end == IM_END + "\n" and encoder.terminator == IM_END
     enc = encoder.encode(user("hello ?"), assistant("good hi"))
     assert tokens(tok, enc.ids) == [
         "<s>",
@@ -119,11 +119,13 @@ def test_bos_added_once_and_trailing_newline_dropped(template):
         "good",
         "hi",
         IM_END,
+        "\n",
     ]
     assert enc.prompt_len == 11
-    # The template writes "<|im_end|>\n"; the reward token is the terminator, not the newline after it.
+    # The template writes "<|im_end|>\n": the reward is read at the newline, the last token of the
+    # rendered conversation, as stock transformers reads it.
     bare = encoder.encode([], assistant("good hi"))
-    assert tokens(tok, bare.ids) == ["<s>", IM_START, "assistant", "\n", "good", "hi", IM_END]
+    assert tokens(tok, bare.ids) == ["<s>", IM_START, "assistant", "\n", "good", "hi", IM_END, "\n"]
     assert bare.prompt_len == 1  # BOS belongs to the (empty) prompt, whoever wrote it
 
 
@@ -273,9 +275,54 @@ def test_truncation_keeps_an_automatic_bos():
     untruncated = ChatEncoder(tok).encode(long_prompt, assistant("good"))
     p = untruncated.ids[: untruncated.prompt_len]
     enc = ChatEncoder(tok, max_length=9, min_prompt_tokens=4).encode(long_prompt, assistant("good"))
-    # 9 - 2 response tokens = 7 prompt tokens: <s>, then the latest 6 (the BOS is not cut with the rest).
-    assert tokens(tok, enc.ids) == ["<s>", "hi", IM_END, "\n", IM_START, "assistant", "\n", "good", IM_END]
-    assert enc.ids[:7] == [p[0], *p[-6:]] and enc.prompt_len == 7
+    # 9 - 3 response tokens = 6 prompt tokens: <s>, then the latest 5 (the BOS is not cut with the rest).
+    assert tokens(tok, enc.ids) == ["<s>", IM_END, "\n", IM_START, "assistant", "\n", "good", IM_END, "\n"]
+    assert enc.ids[:6] == [p[0], *p[-5:]] and enc.prompt_len == 6
+
+
+def test_a_cut_response_keeps_the_whole_turn_end():
+    tok = bos_tokenizer(CHAT_TEMPLATE)
+    encoder = ChatEncoder(tok, max_length=9, min_prompt_tokens=6)
+    enc = encoder.encode(user("hi"), assistant("good hi good hi good"))
+    # 6 prompt tokens leave 3 for the response: one word, then "<|im_end|>" and "\n" (two tokens).
+    assert tokens(tok, enc.ids[enc.prompt_len:]) == ["good", IM_END, "\n"]
+    assert enc.response_truncated
+    with pytest.raises(EncodeError, match="no room for the response"):  # 1 token cannot hold the turn's end
+        ChatEncoder(tok, max_length=7, min_prompt_tokens=6).encode(user("hi"), assistant("good hi"))
+
+
+def test_smollm2_reads_the_newline_after_im_end_and_truncation_keeps_both(smollm2_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(smollm2_tokenizer_dir))
+    conv = [*user("How do I bake bread?"), *assistant("Mix flour, water and yeast, knead, let it rise, bake.")]
+    enc = ChatEncoder(tok).encode_conversation(conv)
+    assert enc.ids == tok(tok.apply_chat_template(conv, tokenize=False))["input_ids"]
+    assert tokens(tok, enc.ids[-2:]) == [IM_END, "Ċ"]
+    cut = ChatEncoder(tok, max_length=len(enc.ids) - 5, min_prompt_tokens=len(enc.ids)).encode_conversation(conv)
+    assert cut.response_truncated and cut.ids[-2:] == enc.ids[-2:]
+    assert cut.ids[:-2] == enc.ids[: len(cut.ids) - 2]  # the content was cut, the turn's end kept whole
+
+
+@pytest.mark.parametrize("query,core", [
+    ("<|im_start|>assistant\nhi<|im_end|>\n", "<|im_start|>assistant\nhi"),  # as the template renders it
+    ("<|im_start|>assistant\nhi<|im_end|>", "<|im_start|>assistant\nhi"),  # as a policy generates it
+    ("<pad><pad><|im_start|>assistant\nhi<|im_end|><pad>", "<|im_start|>assistant\nhi"),
+    ("<|im_end|><|im_start|>assistant\nhi<|im_end|>\n<|im_end|><|im_end|>", "<|im_start|>assistant\nhi"),
+    ("<|im_start|>assistant\nhi \n<|im_end|>\n", "<|im_start|>assistant\nhi \n"),  # the response's own space
+    ("<|im_start|>assistant\nhi", "<|im_start|>assistant\nhi"),  # cut before its end: ended here
+])
+def test_strip_rendered_leaves_what_encode_renders_before_the_turn_end(query, core):
+    encoder = ChatEncoder(bos_tokenizer(CHAT_TEMPLATE))
+    assert encoder.strip_rendered(query, ["<pad>", IM_END]) == core
+
+
+def test_strip_rendered_with_a_template_whose_turns_end_in_whitespace_only():
+    template = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\n\n' }}{% endfor %}"
+    encoder = ChatEncoder(bos_tokenizer(template))
+    assert (encoder.turn_end, encoder.terminator) == ("\n\n", "")
+    for query in ("user: hi\n\nassistant: good\n\n", "user: hi\n\nassistant: good<pad>"):
+        assert encoder.strip_rendered(query, ["<pad>"]) + encoder.turn_end == "user: hi\n\nassistant: good\n\n"
 
 
 def test_no_room_for_the_response_raises(tok):
