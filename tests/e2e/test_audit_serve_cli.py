@@ -61,10 +61,11 @@ def test_serve_answers_then_stops_cleanly_on_sigterm(rm_dir):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
+        auth = {"Authorization": "Bearer k"}
         for _ in range(300):
             try:
-                with urllib.request.urlopen(url + "/health", timeout=1) as r:
-                    health = json.load(r)
+                with urllib.request.urlopen(urllib.request.Request(url + "/health", headers=auth), timeout=1) as r:
+                    health = json.load(r)  # with the key /health names the model, else only the status
                 break
             except OSError:
                 time.sleep(0.1)
