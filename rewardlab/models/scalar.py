@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,12 @@ from rewardlab.models.checkpoint import (
 from rewardlab.models.packing import ForkedBatch, PackedBatch, enable_packing, packed, packed_forks
 from rewardlab.models.safety import check_checkpoint
 
-FORMAT_VERSION = 1
+log = logging.getLogger("rewardlab")
+
+FORMAT_VERSION = 2
+"""What a checkpoint's scores mean. 2: the reward is read at the last token of the chat template's
+rendering (SmolLM2: the ``\n`` after ``<|im_end|>``), where stock tools read it; 1 (older rewardlab): at
+the turn terminator itself, so a version-1 head scored at the new position gives other numbers."""
 
 
 @dataclass
@@ -253,6 +259,7 @@ def load_reward_model(path: str | Path, dtype: torch.dtype = torch.float32, trus
     from rewardlab.models.grm import is_grm_dir, load_grm_model
 
     path = Path(resolve_model_path(path))
+    warn_if_old_format(path)
     if is_grm_dir(path):  # a GRM scores with its reward head; its LM head simply goes unused
         return load_grm_model(path, dtype, trust)
     if (path / "adapter_config.json").exists():
@@ -264,6 +271,20 @@ def load_reward_model(path: str | Path, dtype: torch.dtype = torch.float32, trus
         _load_prefixed(model, path, "score.")
     enable_packing(model)
     return model.eval()
+
+
+def warn_if_old_format(path: Path) -> None:
+    """Say so when a checkpoint was trained to be read elsewhere than where it is scored now."""
+    try:
+        meta = json.loads((path / "config.json").read_text()).get(META_KEY) or {}
+    except (OSError, ValueError):
+        return  # an adapter (its base's config is its own) or no rewardlab checkpoint: nothing to say
+    version = meta.get("format_version", FORMAT_VERSION)
+    if version < FORMAT_VERSION:
+        log.warning("%s: saved in checkpoint format %s, whose head learned the reward at the turn terminator; "
+                    "rewardlab now reads it at the chat template's last token, where stock tools do, so its "
+                    "scores differ from the ones it trained with: retrain it (or continue training from it)",
+                    path, version)
 
 
 def _load_prefixed(model: nn.Module, path: Path, prefix: str) -> None:

@@ -417,3 +417,21 @@ def test_conversation_must_end_with_an_assistant_turn(llama_rm):
     scorer = ScalarScorer(*llama_rm)
     with pytest.raises(DataError, match="conversation 0: field 'messages': must end with the assistant response"):
         scorer.score([[{"role": "assistant", "content": "hi"}, {"role": "user", "content": "yes"}]])
+
+
+def test_a_checkpoint_of_the_old_read_position_says_so_when_loaded(saved_linear, tmp_path, caplog):
+    """Format 1 heads learned the reward at the turn terminator; loading one warns instead of silently
+    scoring it at the template's last token. A current checkpoint loads without that warning."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="rewardlab"):
+        load_reward_model(saved_linear)
+    assert "checkpoint format" not in caplog.text
+    old = tmp_path / "old"
+    shutil.copytree(saved_linear, old)
+    cfg = json.loads((old / "config.json").read_text())
+    cfg["rewardlab"]["format_version"] = 1
+    (old / "config.json").write_text(json.dumps(cfg))
+    with caplog.at_level(logging.WARNING, logger="rewardlab"):
+        load_reward_model(old)
+    assert "saved in checkpoint format 1" in caplog.text and "retrain" in caplog.text
