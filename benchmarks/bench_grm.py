@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=8, help="pairs per optimizer step")
     p.add_argument("--max-length", type=int, default=256, help="tokens per sequence; longer pairs are skipped")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
-                   help="training precision; auto = bfloat16 where the CPU computes it natively, else float32")
+                   help="training precision; auto = bfloat16 only where rewardlab's measurement on this "
+                        "device says it is faster, else float32")
     p.add_argument("--lora-r", type=int, default=16, help="LoRA rank on all linear layers; 0 = full fine-tuning")
     p.add_argument("--repeats", type=int, default=2, help="runs per variant, alternating; the fastest counts")
     p.add_argument("--out", default="benchmarks/results/grm.json", help="results JSON")

@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-length", type=int, default=256, help="tokens per sequence; longer pairs are skipped")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="float32, or bfloat16 mixed precision (fp32 weights) on both sides; auto = bfloat16 "
-                        "where the CPU computes it natively, else float32")
+                        "only where rewardlab's measurement on this device says it is faster, else float32")
     p.add_argument("--lora-r", type=int, default=16, help="LoRA rank on all linear layers; 0 = full fine-tuning")
     p.add_argument("--lora-alpha", type=int, default=32, help="LoRA alpha")
     p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate")
