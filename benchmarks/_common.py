@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from rewardlab.precision import cpu_name
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path("../shared/data/hh-rlhf-harmless/test.jsonl.gz")
 """Relative to the repository root (``shared/`` sits beside the checkout)."""
@@ -47,7 +49,7 @@ def machine_info(device: torch.device) -> dict:
 
     info = {
         "device": str(device),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
@@ -59,16 +61,6 @@ def machine_info(device: torch.device) -> dict:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device, sizes: tuple[int, ...] | None = None,

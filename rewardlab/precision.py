@@ -79,7 +79,8 @@ class AutoChoice:
         return asdict(self)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), for cache keys and for every figure a benchmark reports."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -97,7 +98,7 @@ def device_key(device: str | torch.device = "cpu") -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    return f"cpu: {_cpu_name()} ({torch.backends.cpu.get_cpu_capability()}), torch {torch.__version__}"
+    return f"cpu: {cpu_name()} ({torch.backends.cpu.get_cpu_capability()}), torch {torch.__version__}"
 
 
 def measure_matmuls(device: str | torch.device = "cpu", budget_s: float = 0.5,

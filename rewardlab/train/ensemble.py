@@ -35,7 +35,8 @@ def train_ensemble(recipe: Recipe) -> dict:
     member's), ``recipe`` and, with held-out pairs,
     ``eval`` of the ensemble."""
     from rewardlab.eval.pairwise import evaluate_pairs, write_results
-    from rewardlab.train.run import _write_json, prepare_data, train_reward_model
+    from rewardlab.train.report import write_json
+    from rewardlab.train.run import prepare_data, train_reward_model
 
     out = Path(recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,7 @@ def train_ensemble(recipe: Recipe) -> dict:
         write_results(summary, rows, out / "eval.json")
         metrics["eval"] = summary
     if _is_main_process():
-        _write_json(out / "metrics.json", json.loads(jsonout.dumps(metrics, default=str)))
+        write_json(out / "metrics.json", json.loads(jsonout.dumps(metrics, default=str)))
     return metrics
 
 

@@ -171,7 +171,8 @@ def train_judge_model(recipe) -> dict:
     from rewardlab.config import recipe_to_dict
     from rewardlab.models.judge import judge_prompt
     from rewardlab.models.lm import load_causal_lm
-    from rewardlab.train.run import _load_tokenizer, _write_json, prepare_data
+    from rewardlab.train.report import write_json
+    from rewardlab.train.run import _load_tokenizer, prepare_data
     from rewardlab.variants import make_variant
 
     variant = make_variant(recipe.variant.name, recipe.variant.options)
@@ -206,5 +207,5 @@ def train_judge_model(recipe) -> dict:
     if data.eval:
         scorer = JudgeScorer(model, tok, settings, max_length=recipe.data.max_length)
         metrics["eval"] = evaluate_judge(scorer, data.eval, out / "eval.json", recipe.train.seed)
-    _write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     return metrics

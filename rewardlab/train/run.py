@@ -18,7 +18,6 @@ Only process 0 writes ``final/``, ``metrics.json`` and runs the final evaluation
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +25,10 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, TrainingArguments, set_seed
 
-from rewardlab import jsonout
 from rewardlab.assets import resolve_model_path
-from rewardlab.config import ConfigError, Recipe, recipe_to_dict
+from rewardlab.config import ConfigError, Recipe
 from rewardlab.data import load_pairs, split_pairs
 from rewardlab.data.encode import ChatEncoder
-from rewardlab.eval.pairwise import evaluate_pairs, write_results
 from rewardlab.models.safety import ModelNotFoundError, check_checkpoint
 from rewardlab.models.scalar import (
     HeadConfig,
@@ -41,9 +38,8 @@ from rewardlab.models.scalar import (
     save_reward_model,
     unwrap,
 )
-from rewardlab.models.scorer import ScalarScorer
 from rewardlab.precision import auto_choice, dtype_name, resolve_dtype
-from rewardlab.train.checkpoints import LogAtCheckpoints, checkpoint_step, latest_checkpoint, whole_run_loss
+from rewardlab.train.checkpoints import LogAtCheckpoints, latest_checkpoint
 from rewardlab.train.data import (
     FeatureCollator,
     HeadForward,
@@ -55,6 +51,7 @@ from rewardlab.train.data import (
     training_packs,
 )
 from rewardlab.train.layers import apply_lora, freeze_lower_layers
+from rewardlab.train.report import final_evals, run_metrics, write_json
 from rewardlab.train.trainer import RewardTrainer, pair_metrics
 from rewardlab.types import PreferencePair
 from rewardlab.variants import VARIANTS, Variant, make_variant
@@ -212,31 +209,7 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     With ``train.save_steps`` and ``train.resume`` (the default), a rerun into the same ``output_dir``
     continues from the newest checkpoint whose files are whole (a damaged newer one is passed over, with a
     warning: :func:`rewardlab.train.checkpoints.latest_checkpoint`) and ends with the same weights and
-    ``train.loss`` as an uninterrupted run. ``metrics.json`` holds:
-
-    - ``output_dir``, ``final_model`` (the ``final/`` directory), ``variant``, ``processes``;
-    - ``resumed_from``: the checkpoint this run continued from, or null;
-    - ``train_seconds``: wall time of this process's training loop;
-    - ``train``: ``pairs``, ``steps`` (optimizer steps), ``loss`` (mean training loss over every step of
-      the run, resumed or not: :func:`rewardlab.train.checkpoints.whole_run_loss`), ``dtype`` (what
-      training computed in: ``auto`` resolved), ``dtype_auto`` (with ``auto``: the measurement that chose
-      it, see :class:`rewardlab.precision.AutoChoice`; else null), ``tokens``
-      (of the tokenized training pairs; null for cached frozen-backbone features), ``tokens_seen`` (real
-      tokens of every training batch, over all processes, epochs and resumed runs) and ``tokens_per_s``
-      (tokens seen by this run / ``train_seconds``), both null for cached features; with a frozen
-      backbone also ``features`` (``cache_dir``, ``model_key``, ``pooling``, and the unique sequences
-      ``from_cache`` and ``computed`` by the backbone, evaluation included);
-    - ``log_history``: the Trainer's log, one entry per ``train.logging_steps`` and one at every saved
-      checkpoint (``loss``, the mean since the previous entry, ``grad_norm``, ``learning_rate``, ``epoch``,
-      ``step``), plus ``eval_*`` entries with ``eval_steps``;
-    - ``data``: the load report of each split; ``truncation``: what truncation did;
-    - ``recipe``: every recipe key as given (``train.dtype`` may say ``auto``: ``train.dtype`` above says
-      what it became);
-    - ``eval`` (with held-out pairs): ``accuracy`` (ties count half), ``accuracy_ties_as_loss``,
-      ``n``, ``ties``, ``ci95``, ``per_subset``; the same is written to ``eval.json``. A frozen backbone
-      is evaluated from its cached float32 features, whatever ``train.dtype``;
-    - ``eval_sets`` (only with further eval sets, e.g. ``ood`` from ``data.bon_pairs``): the same per
-      set, also written to ``eval_<name>.json``.
+    ``train.loss`` as an uninterrupted run. What ``metrics.json`` holds: :mod:`rewardlab.train.report`.
     """
     if recipe.train.ensemble > 1:
         from rewardlab.train.ensemble import train_ensemble
@@ -278,45 +251,19 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.perf_counter() - start
-    metrics = _metrics(recipe, trainer, result, train_ds, data, stats, resume, train_seconds)
+    metrics = run_metrics(recipe, trainer, result, train_ds, data, stats, resume, train_seconds)
     metrics["train"].update(precision_metrics(recipe, dtype))
     whole = gathered_model(trainer, model, lambda: _build_model(recipe, base, tok))
     if whole is not None:  # process 0
         final = save_reward_model(whole, tok, out / "final", merge=recipe.model.merge_lora, base_model=base)
         if features is not None:  # the trained head on the cached features: no backbone pass for known texts
             features.head = head_of(whole)
-        metrics.update(_final_evals(final, data, out, recipe, dtype, features))
+        metrics.update(final_evals(final, data, out, recipe, dtype, features))
         if features is not None:
             metrics["train"]["features"] = features.cache.summary()
-        _write_json(out / "metrics.json", metrics)
+        write_json(out / "metrics.json", metrics)
     trainer.accelerator.wait_for_everyone()
     return metrics
-
-
-def _metrics(recipe, trainer, result, train_ds, data, stats, resume, seconds) -> dict:
-    """Everything ``metrics.json`` holds but the final evaluation (see :func:`train_reward_model`)."""
-    out = Path(recipe.output_dir)
-    tokenized = hasattr(train_ds, "column_names")  # cached frozen-backbone features are not
-    return {
-        "output_dir": str(out),
-        "final_model": str(out / "final"),
-        "variant": trainer.variant.name,
-        "processes": trainer.args.world_size,
-        "resumed_from": resume,
-        "train_seconds": round(seconds, 2),
-        "train": {
-            "pairs": len(train_ds),
-            "steps": result.global_step,
-            "loss": whole_run_loss(trainer.state.log_history, result.training_loss, result.global_step,
-                                   checkpoint_step(resume) if resume else None),
-            "tokens": int(sum(list(train_ds["length"]))) if tokenized else None,
-            **_tokens_seen(trainer, seconds, tokenized),
-        },
-        "log_history": trainer.state.log_history,
-        "data": data.reports,
-        "truncation": stats.to_dict(),
-        "recipe": recipe_to_dict(recipe),
-    }
 
 
 def precision_metrics(recipe: Recipe, dtype: torch.dtype) -> dict:
@@ -324,16 +271,6 @@ def precision_metrics(recipe: Recipe, dtype: torch.dtype) -> dict:
     was named)."""
     auto = auto_choice(training_device()).to_dict() if recipe.train.dtype == "auto" else None
     return {"dtype": dtype_name(dtype), "dtype_auto": auto}
-
-
-def _tokens_seen(trainer, seconds: float, tokenized: bool) -> dict:
-    """Real tokens the training steps consumed (all processes, all epochs, across resumes), and the
-    tokens/s of this run (tokens of this process's ``train()`` call over its wall time)."""
-    if not tokenized:
-        return {"tokens_seen": None, "tokens_per_s": None}
-    seen = int(trainer.state.num_input_tokens_seen)
-    this_run = seen - int(getattr(trainer, "_initial_num_input_tokens_seen", 0) or 0)
-    return {"tokens_seen": seen, "tokens_per_s": round(this_run / seconds, 2) if seconds > 0 else None}
 
 
 def _build_model(recipe: Recipe, base: str, tok) -> torch.nn.Module:
@@ -381,39 +318,3 @@ def gathered_model(trainer: RewardTrainer, model: torch.nn.Module, rebuild) -> t
         {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, strict=True
     )
     return whole
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    """Write then rename, so a reader (or a killed run) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(jsonout.dumps(obj, indent=2, default=str) + "\n")
-    tmp.replace(path)
-
-
-def _final_evals(final: Path, data: PreparedData, out: Path, recipe: Recipe, dtype: torch.dtype,
-                 scorer=None) -> dict:
-    """``eval`` (the held-out pairs, written to ``eval.json``) and ``eval_sets`` (each further set,
-    ``eval_<name>.json``), scored by ``scorer`` or else the saved model."""
-    if not data.eval and not data.extra_evals:
-        return {}
-    if scorer is None:
-        scorer = ScalarScorer.load(  # on the GPU when there is one, as training was, in the dtype it trained in
-            final,
-            dtype=dtype,
-            max_length=recipe.data.max_length,
-            batch_tokens=recipe.train.feature_batch_tokens,
-            progress=True,
-        )
-    results: dict = {}
-    if data.eval:
-        results["eval"] = _evaluate(scorer, data.eval, out / "eval.json", recipe.train.seed)
-    if data.extra_evals:
-        results["eval_sets"] = {name: _evaluate(scorer, pairs, out / f"eval_{name}.json", recipe.train.seed)
-                                for name, pairs in data.extra_evals.items()}
-    return results
-
-
-def _evaluate(scorer, pairs: list[PreferencePair], path: Path, seed: int) -> dict:
-    summary, rows = evaluate_pairs(scorer, pairs, seed=seed)
-    write_results(summary, rows, path)
-    return summary

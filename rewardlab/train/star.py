@@ -132,9 +132,9 @@ def run_star(recipe) -> dict:
     from rewardlab.models.generation import CachedBackend, make_backend
     from rewardlab.models.lm import load_causal_lm
     from rewardlab.train.layers import apply_lora
+    from rewardlab.train.report import write_json
     from rewardlab.train.run import (
         _load_tokenizer,
-        _write_json,
         precision_metrics,
         prepare_data,
         training_dtype,
@@ -199,7 +199,7 @@ def run_star(recipe) -> dict:
                "data": data.reports, "truncation": encoder.stats.to_dict(), "recipe": recipe_to_dict(recipe)}
     if data.eval:
         metrics["eval"] = last_eval  # of the final model, written to eval.json
-    _write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     return metrics
 
 

@@ -70,11 +70,11 @@ def test_a_cached_measurement_is_not_repeated(monkeypatch, tmp_path):
 
 def test_the_cache_is_kept_per_device(monkeypatch, tmp_path):
     monkeypatch.setattr(precision, "measure_matmuls", Timings(300.0, 100.0))
-    monkeypatch.setattr(precision, "_cpu_name", lambda: "Fast CPU")
+    monkeypatch.setattr(precision, "cpu_name", lambda: "Fast CPU")
     assert precision.resolve_dtype("auto") == torch.bfloat16
     other = Timings(50.0, 100.0)
     monkeypatch.setattr(precision, "measure_matmuls", other)
-    monkeypatch.setattr(precision, "_cpu_name", lambda: "Slow CPU")
+    monkeypatch.setattr(precision, "cpu_name", lambda: "Slow CPU")
     assert precision.resolve_dtype("auto") == torch.float32 and other.calls == 1
     cached = json.loads((tmp_path / "dtype_auto.json").read_text())
     assert sorted(k.split(" (")[0] for k in cached) == ["cpu: Fast CPU", "cpu: Slow CPU"]
