@@ -170,6 +170,9 @@ def run(args) -> int:
     out, per_pair = write_results(summary, rows, args.out)
     keys = ("accuracy", "n", "ties", "ci95", "order_consistency", "unparseable")
     print(jsonout.dumps({k: summary[k] for k in keys if k in summary}))
+    from rewardlab.cli.train import length_line
+
+    print(length_line(summary.get("length")))
     print(f"results: {out}\nper-pair scores: {per_pair}")
     if report.n_dropped or report.skipped:
         print(f"data: {report.summary()}")

@@ -22,7 +22,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import time
+
     from rewardlab.config import load_recipe
+
+    start = time.perf_counter()
 
     recipe = load_recipe(args.recipe, args.overrides)  # before the slow imports: a bad recipe fails fast
     from rewardlab.train.run import train_reward_model
@@ -46,9 +50,25 @@ def run(args) -> int:
             f"held-out accuracy: {e['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}) on {e['n']} pairs, "
             f"{e['ties']} ties"
         )
+        print(length_line(e.get("length")))
+    print(f"wall time: {time.perf_counter() - start:.0f} s (loading, training and the final evaluation)")
     print(f"model:   {metrics['final_model']}")
     print(f"metrics: {metrics['output_dir']}/metrics.json")
     return 0
+
+
+def length_line(length: dict | None) -> str:
+    """One line: length alone on the same pairs, and the model against the better length rule."""
+    if not length or "vs_best" not in length:
+        return "length baseline: no pairs"
+    vs = length["vs_best"]
+    lo, hi = vs["ci95"]
+    rule = vs["baseline"].replace("_", " ")
+    return (f"length alone on the same pairs: prefer longer {length['prefer_longer']:.3f}, prefer shorter "
+            f"{length['prefer_shorter']:.3f}; model - {rule}: {vs['difference']:+.3f} "
+            f"(95% CI {lo:+.3f} to {hi:+.3f}); length-controlled accuracy "
+            + (f"{length['length_controlled_accuracy']:.3f}" if length["length_controlled_accuracy"] is not None
+               else "n/a"))
 
 
 def _is_main_process() -> bool:

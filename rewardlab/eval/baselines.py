@@ -42,11 +42,18 @@ def _block(o: np.ndarray) -> dict:
             "n": int(o.size), "ties": int((o == 0.5).sum())}
 
 
+def length_outcomes(pairs: Sequence[PreferencePair], rule: str) -> np.ndarray:
+    """``(n,)`` outcomes of ``prefer_longer`` or ``prefer_shorter``: 1 right, 0.5 equal lengths, 0 wrong."""
+    lc, lr = lengths(pairs)
+    if rule not in ("prefer_longer", "prefer_shorter"):
+        raise ValueError(f"unknown length rule {rule!r}")
+    wins = lc > lr if rule == "prefer_longer" else lc < lr
+    return np.where(lc == lr, 0.5, wins.astype(float))
+
+
 def length_baselines(pairs: Sequence[PreferencePair]) -> dict:
     """``prefer_longer`` and ``prefer_shorter`` overall and per subset (``accuracy``, ties, n)."""
-    lc, lr = lengths(pairs)
-    longer = np.where(lc == lr, 0.5, (lc > lr).astype(float))
-    shorter = np.where(lc == lr, 0.5, (lc < lr).astype(float))
+    longer, shorter = length_outcomes(pairs, "prefer_longer"), length_outcomes(pairs, "prefer_shorter")
     groups: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(pairs):
         groups[p.subset or p.source or "all"].append(i)

@@ -15,7 +15,8 @@ from rewardlab.types import PreferencePair, Scorer
 
 def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0,
                  level: float = 0.95) -> list[float | None]:
-    """Percentile bootstrap interval of the mean of ``correct`` (values in {0, 0.5, 1}), ``(n,)``.
+    """Percentile bootstrap interval of the mean of ``correct`` ``(n,)`` (values in {0, 0.5, 1}, or paired
+    differences of two such).
 
     A resample's mean depends only on how often it drew each distinct value, so the resamples are drawn
     as multinomial counts: the same distribution as drawing ``n`` indices, in O(n_boot) memory
@@ -58,6 +59,27 @@ def accuracy_table(pairs: Sequence[PreferencePair], outcomes: np.ndarray, seed: 
     return result
 
 
+def length_report(pairs: Sequence[PreferencePair], outcomes: np.ndarray, seed: int = 0) -> dict:
+    """The model against length alone, on the same pairs (see :mod:`rewardlab.eval.baselines`).
+
+    ``prefer_longer`` / ``prefer_shorter``: the accuracy of each length heuristic; ``length_controlled_accuracy``:
+    the model's accuracy with length balanced out (0.5 for any length heuristic); ``vs_best``: the
+    better heuristic on these pairs (chosen after seeing them, so the comparison favours length) and the
+    model's accuracy minus its accuracy, ``difference``, with a paired bootstrap 95% interval over pairs.
+    """
+    from rewardlab.eval.baselines import length_controlled, length_outcomes
+
+    by_name = {name: length_outcomes(pairs, name) for name in ("prefer_longer", "prefer_shorter")}
+    report: dict = {name: float(o.mean()) if o.size else None for name, o in by_name.items()}
+    report["length_controlled_accuracy"] = length_controlled(pairs, outcomes)["length_controlled_accuracy"]
+    if outcomes.size:
+        best = max(by_name, key=lambda k: by_name[k].mean())
+        diff = outcomes - by_name[best]
+        report["vs_best"] = {"baseline": best, "difference": float(diff.mean()),
+                             "ci95": bootstrap_ci(diff, seed=seed)}
+    return report
+
+
 def evaluate_pairs(
     scorer: Scorer, pairs: Sequence[PreferencePair], tie_tol: float = 0.0, seed: int = 0
 ) -> tuple[dict, list[dict]]:
@@ -84,6 +106,7 @@ def evaluate_pairs(
         rejected = scorer.score([p.conversation("rejected") for p in pairs])
     outcomes = pair_outcomes(chosen, rejected, tie_tol)
     summary = accuracy_table(pairs, outcomes, seed)
+    summary["length"] = length_report(pairs, outcomes, seed)
     rows = [
         {
             "id": p.id,

@@ -64,6 +64,11 @@ def test_train_writes_the_model_and_metrics_and_prints_accuracy(trained):
     assert metrics["final_model"] == str(trained / "final")
     assert metrics["eval"]["accuracy"] == pytest.approx(float(printed.group(1)), abs=5e-4)
     assert metrics["train"]["steps"] == 24 and metrics["recipe"]["train"]["lr"] == 3e-3
+    # length alone on the same pairs, the dtype used and the wall time are printed too
+    length = metrics["eval"]["length"]
+    printed = (trained / "stdout.txt").read_text()
+    assert f"prefer longer {length['prefer_longer']:.3f}, prefer shorter {length['prefer_shorter']:.3f}" in printed
+    assert re.search(r"steps \([0-9]+ s, float32\)", printed) and re.search(r"wall time: [0-9]+ s", printed)
 
 
 def test_eval_writes_summary_and_per_pair_scores(trained, pair_files, tmp_path):

@@ -54,3 +54,35 @@ def test_length_controlled_accuracy():
     assert sum(b["n"] for b in lc["bins"]) == 4
     heuristic = length_controlled(PAIRS, np.array([1.0, 0.0, 0.5, 1.0]))  # "prefer longer" itself
     assert heuristic["length_controlled_accuracy"] == pytest.approx(0.5)
+
+
+def test_every_evaluation_reports_length_alone_on_the_same_pairs():
+    """evaluate_pairs puts the length rules beside the model: here the model is right on pairs 0, 1, 2."""
+    import torch
+
+    from rewardlab.eval.pairwise import evaluate_pairs
+
+    class Fixed:  # rewards in pair order: chosen then rejected
+        def score_pairs(self, pairs):
+            return torch.tensor([1.0, 1.0, 1.0, 0.0]), torch.tensor([0.0, 0.0, 0.0, 1.0])
+
+    summary, _ = evaluate_pairs(Fixed(), PAIRS)
+    length = summary["length"]
+    assert length["prefer_longer"] == pytest.approx(0.625) and length["prefer_shorter"] == pytest.approx(0.375)
+    # chosen longer: pairs 0, 3 -> 1, 0 = .5; chosen shorter: pair 1 -> 1; LC = (.5 + 1)/2
+    assert length["length_controlled_accuracy"] == pytest.approx(0.75)
+    # model 1, 1, 1, 0 minus prefer-longer 1, 0, .5, 1 = 0, 1, .5, -1: mean .125
+    assert length["vs_best"]["baseline"] == "prefer_longer"
+    assert length["vs_best"]["difference"] == pytest.approx(0.125)
+    lo, hi = length["vs_best"]["ci95"]
+    assert -1 <= lo <= 0.125 <= hi <= 1
+
+
+def test_the_length_line_reads_the_report():
+    from rewardlab.cli.train import length_line
+
+    line = length_line({"prefer_longer": 0.625, "prefer_shorter": 0.375, "length_controlled_accuracy": 0.75,
+                        "vs_best": {"baseline": "prefer_longer", "difference": 0.125, "ci95": [-0.25, 0.5]}})
+    assert line == ("length alone on the same pairs: prefer longer 0.625, prefer shorter 0.375; model - prefer "
+                    "longer: +0.125 (95% CI -0.250 to +0.500); length-controlled accuracy 0.750")
+    assert length_line(None) == "length baseline: no pairs"
