@@ -153,6 +153,11 @@ def standing(rows: dict) -> list[str]:
         lines.append(f"- {split}: rows that beat \"prefer the longer answer\" on the same pairs (paired cluster "
                      f"interval above 0): {', '.join(f'`{n}`' for n in win) or 'none'}; "
                      f"below it: {', '.join(f'`{n}`' for n in lose) or 'none'}.")
+    sizes = sorted({(r["train"]["pairs"], r["train"]["instructions"]) for r in models.values()})
+    lines.append("- What this does not show: every row rests on one split, one seed and "
+                 + " or ".join(f"{p} training pairs from {i} instructions" for p, i in sizes)
+                 + "; how the rows scale with more pairs is the learning curve's question, and rows marked "
+                 "\"not run\" were left out for CPU time, not because they lost.")
     return lines
 
 

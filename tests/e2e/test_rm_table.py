@@ -36,7 +36,7 @@ def test_table_rows_report_and_reuse(tiny_llama, tmp_path):
     assert sum(name.endswith("+margin") for name in rows) == 1
     used = results["data"]["used"]
     assert used["ID"]["instructions"] == 6 and used["OOD"]["instructions"] == 6  # 30% of 20 held out
-    for name, row in rows.items():
+    for row in rows.values():
         for split in ("ID", "OOD"):
             lo, hi = row[split]["ci95"]
             assert lo <= row[split]["accuracy"] <= hi
