@@ -13,22 +13,39 @@ from rewardlab import jsonout
 from rewardlab.types import PreferencePair, Scorer
 
 
-def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> list[float | None]:
+def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                 groups: Sequence | None = None) -> list[float | None]:
     """Percentile bootstrap interval of the mean of ``correct`` ``(n,)`` (values in {0, 0.5, 1}, or paired
     differences of two such).
 
-    A resample's mean depends only on how often it drew each distinct value, so the resamples are drawn
-    as multinomial counts: the same distribution as drawing ``n`` indices, in O(n_boot) memory
-    instead of O(n_boot * n). No pairs: ``[None, None]`` (not defined; JSON ``null``).
+    Pairs are resampled one by one, unless ``groups`` ``(n,)`` names a cluster per pair (for
+    best-of-n pairs: the instruction, :func:`rewardlab.data.bon_pairs.instruction_of`): then whole
+    clusters are resampled with replacement (cluster bootstrap), as pairs of one instruction share
+    its prompt and samples and are not independent. Pairs resampled alone understate the interval
+    then. Every pair in its own cluster is the pair bootstrap (the same numbers).
+
+    Pair resamples are drawn as multinomial counts over the distinct values (a resample's mean depends
+    only on those counts): the same distribution as drawing ``n`` indices, in O(n_boot) memory. No
+    pairs: ``[None, None]`` (not defined; JSON ``null``).
     """
     if correct.size == 0:
         return [None, None]
-    values, counts = np.unique(correct, return_counts=True)
     rng = np.random.default_rng(seed)
+    q = [(1 - level) / 2, 1 - (1 - level) / 2]
+    if groups is not None:
+        if len(groups) != correct.size:
+            raise ValueError(f"groups has {len(groups)} entries for {correct.size} outcomes")
+        _, which = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+        if which.max() + 1 < correct.size:  # some cluster holds several pairs
+            sums = np.bincount(which, weights=correct)  # (clusters,)
+            sizes = np.bincount(which).astype(float)
+            pick = rng.integers(0, sums.size, size=(n_boot, sums.size))
+            lo, hi = np.quantile(sums[pick].sum(1) / sizes[pick].sum(1), q)
+            return [float(lo), float(hi)]
+    values, counts = np.unique(correct, return_counts=True)
     draws = rng.multinomial(correct.size, counts / correct.size, size=n_boot)  # (n_boot, n_values)
     means = draws @ values / correct.size
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    lo, hi = np.quantile(means, q)
     return [float(lo), float(hi)]
 
 

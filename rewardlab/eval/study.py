@@ -111,12 +111,15 @@ def load_outcomes(summary_path: str | Path) -> dict[str, float]:
     return out
 
 
-def paired_difference(a: dict[str, float], b: dict[str, float], n_boot: int = 2000,
-                      seed: int = 0) -> tuple[float, tuple[float, float]]:
+def paired_difference(a: dict[str, float], b: dict[str, float], n_boot: int = 2000, seed: int = 0,
+                      groups=None) -> tuple[float, tuple[float, float]]:
     """Mean of ``a − b`` over the pairs both scored, with a 95% paired bootstrap interval.
 
     Resampling pairs (not each model separately) keeps the pairing: both models are judged on the
     same resampled pairs, which makes the interval much tighter than comparing two separate intervals.
+    ``groups`` (a function or a mapping from pair id to cluster, e.g.
+    :func:`rewardlab.data.bon_pairs.instruction_of`) resamples whole clusters instead: the honest
+    interval when pairs of one instruction are correlated. Every pair its own cluster: the pair bootstrap.
     """
     import numpy as np
 
@@ -125,7 +128,16 @@ def paired_difference(a: dict[str, float], b: dict[str, float], n_boot: int = 20
         raise ValueError("the two results share no pair ids")
     d = np.array([a[i] - b[i] for i in ids])
     rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    cluster = None
+    if groups is not None:
+        name = groups if callable(groups) else groups.__getitem__
+        _, cluster = np.unique(np.array([str(name(i)) for i in ids]), return_inverse=True)
+    if cluster is not None and cluster.max() + 1 < len(d):
+        sums, sizes = np.bincount(cluster, weights=d), np.bincount(cluster).astype(float)
+        pick = rng.integers(0, sums.size, size=(n_boot, sums.size))
+        means = sums[pick].sum(1) / sizes[pick].sum(1)
+    else:
+        means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
     lo, hi = np.quantile(means, [0.025, 0.975])
     return float(d.mean()), (float(lo), float(hi))
 

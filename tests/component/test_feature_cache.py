@@ -17,6 +17,7 @@ from rewardlab.models.feature_cache import (
     CachedScorer,
     FeatureCache,
     cached_features,
+    fill_caches,
     load_cached_scorer,
     model_key,
     pooled_features,
@@ -83,6 +84,19 @@ def test_a_hit_returns_what_a_fresh_pass_computes(tiny_llama, tiny_bert_words, t
         torch.testing.assert_close(hit[0], h[0].mean(0).detach(), atol=1e-5, rtol=1e-5)
     else:
         torch.testing.assert_close(hit, scorer.features(seqs), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["llama", "bert"])
+def test_one_pass_fills_both_poolings_as_each_alone_would(tiny_llama, tiny_bert_words, tmp_path, which):
+    scorer = scorer_for(tiny_llama if which == "llama" else tiny_bert_words, batch_tokens=64)
+    seqs = sequences(scorer)
+    caches = [FeatureCache(scorer.model, p, tmp_path) for p in ("last", "mean")]
+    cached_features(scorer, seqs[:4], caches[0])  # one cache already holds some: they still run once
+    assert fill_caches(scorer, seqs + seqs[:2], caches, progress=False) == len(seqs)
+    assert fill_caches(scorer, seqs, caches, progress=False) == 0
+    for c in caches:
+        torch.testing.assert_close(cached_features(scorer, seqs, c), pooled_features(scorer, seqs, c.pooling),
+                                   atol=1e-5, rtol=1e-5)
 
 
 def test_the_model_key_follows_weights_dtype_and_pooling_not_head_or_path(tiny_llama, tmp_path):

@@ -90,6 +90,36 @@ def test_bootstrap_draws_like_resampling_indices():
     assert bootstrap_ci(correct, n_boot=20000) == pytest.approx(textbook.tolist(), abs=0.011)
 
 
+def test_cluster_bootstrap_widens_the_interval_of_correlated_pairs():
+    # 20 instructions of 10 pairs each; every pair of an instruction has the same outcome (12 right
+    # instructions, 8 wrong). The 200 pairs carry the information of 20: the pair bootstrap's interval
+    # is about sqrt(10) times too narrow. Cluster standard error sqrt(0.6 * 0.4 / 20) = 0.1095, so the
+    # 95% interval is about 0.6 -+ 0.215; the pair bootstrap's sqrt(0.24 / 200) = 0.0346, about -+ 0.068.
+    correct = np.repeat([1.0] * 12 + [0.0] * 8, 10)
+    groups = np.repeat([f"inst{i}" for i in range(20)], 10)
+    lo, hi = bootstrap_ci(correct, n_boot=20000, groups=groups)
+    plo, phi = bootstrap_ci(correct, n_boot=20000)
+    assert hi - lo == pytest.approx(2 * 1.96 * 0.1095, abs=0.05)
+    assert phi - plo == pytest.approx(2 * 1.96 * 0.0346, abs=0.015)
+    assert hi - lo > 2.5 * (phi - plo)
+
+
+def test_cluster_bootstrap_with_one_pair_per_cluster_is_the_pair_bootstrap():
+    correct = np.array([1.0] * 31 + [0.5] * 6 + [0.0] * 13)
+    groups = [f"i{k}" for k in range(correct.size)]
+    assert bootstrap_ci(correct, seed=4, groups=groups) == bootstrap_ci(correct, seed=4)
+    with pytest.raises(ValueError, match="groups has 3 entries for 50"):
+        bootstrap_ci(correct, groups=["a", "b", "c"])
+
+
+def test_cluster_bootstrap_weights_clusters_by_their_pairs():
+    # Cluster a: 3 pairs all right; cluster b: 1 pair wrong. The resampled mean is a pair mean, not a
+    # mean of cluster means: {a, a} 1, {a, b} 3/4, {b, b} 0 with probabilities 1/4, 1/2, 1/4.
+    correct = np.array([1.0, 1.0, 1.0, 0.0])
+    assert bootstrap_ci(correct, n_boot=4000, groups=["a", "a", "a", "b"]) == [0.0, 1.0]
+    assert bootstrap_ci(correct, n_boot=4000, level=0.4, groups=["a", "a", "a", "b"]) == [0.75, 0.75]
+
+
 class PairScorer:
     """Scores pairs directly, as ScalarScorer does."""
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rewardlab.data import load_pairs
+from rewardlab.data.bon_pairs import instruction_of
 from rewardlab.eval.study import (
     cached_eval,
     fmt_acc,
@@ -45,6 +46,24 @@ def test_paired_difference_by_hand():
     assert (same, lo2, hi2) == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="share no pair ids"):
         paired_difference({"a": 1.0}, {"b": 1.0})
+
+
+def test_paired_difference_resamples_instructions_when_told():
+    # 20 instructions of 8 pairs: model a beats b on every pair of 12 instructions and loses on every
+    # pair of 8 (d = +1 or -1 per pair, mean 0.2). Pairs alone: sd 0.98 / sqrt(160), about -+ 0.15;
+    # instructions: sd 0.98 / sqrt(20), about -+ 0.43, so only the cluster interval includes 0.
+    a, b = {}, {}
+    for i in range(20):
+        for k in range(8):
+            a[f"inst{i}:{k}>9"], b[f"inst{i}:{k}>9"] = (1.0, 0.0) if i < 12 else (0.0, 1.0)
+    diff, (lo, hi) = paired_difference(a, b, n_boot=20000)
+    cdiff, (clo, chi) = paired_difference(a, b, n_boot=20000, groups=instruction_of)
+    assert diff == cdiff == pytest.approx(0.2)
+    assert lo > 0 and clo < 0 < chi
+    assert chi - clo == pytest.approx(2 * 1.96 * 0.98 / 20 ** 0.5, abs=0.1)
+    # one pair per cluster (a mapping this time): exactly the pair bootstrap
+    own = {k: k for k in a}
+    assert paired_difference(a, b, seed=2, groups=own) == paired_difference(a, b, seed=2)
 
 
 def test_table_and_accuracy_text():
