@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import shlex
 import sys
 from pathlib import Path
@@ -11,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from rewardlab import jsonout
+from rewardlab.eval.baselines import length_outcomes as baseline_outcomes
+from rewardlab.precision import cpu_name
 
 SPLITS = ("ID", "OOD")
 
@@ -29,22 +30,9 @@ def planned_rows(groups: list[str]) -> dict[str, str]:
     return rows
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def length_outcomes(pairs, direction: str) -> np.ndarray:
-    from rewardlab.eval.baselines import lengths
-
-    lc, lr = lengths(pairs)
-    better = lc > lr if direction == "longer" else lc < lr
-    return np.where(lc == lr, 0.5, better.astype(float))
+    """``prefer the longer`` / ``shorter`` outcomes (``direction``: ``longer`` or ``shorter``)."""
+    return baseline_outcomes(pairs, f"prefer_{direction}")
 
 
 def load_rows(runs: Path) -> dict[str, dict]:
