@@ -32,6 +32,11 @@ class ModelConfig:
     """Reward head: ``linear`` (loads with stock transformers) or ``mlp``."""
     mlp_hidden: list[int] = field(default_factory=lambda: [256])
     """Hidden widths of the MLP head (1 or 2 layers, ReLU)."""
+    pooling: str = "last"
+    """What the head reads: ``last`` (the final hidden state at the conversation's last token, as stock
+    transformers reads it) or ``mean`` (averaged over every token; scalar decoder RMs only, no stock form,
+    trains without forked prompts). On frozen SmolLM2 features ``mean`` is the stronger one:
+    ``experiments/rm_table``."""
     lora_r: int = 0
     """LoRA rank; 0 trains the whole backbone (unless the variant freezes it)."""
     lora_alpha: int = 32
@@ -184,6 +189,9 @@ class Recipe:
             raise ConfigError(f"variant {self.variant.name!r} is a generative judge; train.ensemble must be 1")
         if variant.frozen_backbone and self.model.lora_r:
             raise ConfigError(f"variant {self.variant.name!r} freezes the backbone; model.lora_r must be 0")
+        if self.model.pooling != "last" and (variant.is_generative or variant.has_lm_head):
+            raise ConfigError(f"model.pooling: {self.model.pooling!r} is for scalar reward heads; variant "
+                              f"{self.variant.name!r} reads its model another way (use 'last')")
 
     def _problems(self) -> list[tuple[bool, str]]:
         """(is it wrong, what to tell the user) for each single-key or cross-key check."""
@@ -195,6 +203,7 @@ class Recipe:
              "data.bon_pairs makes the training and eval pairs: leave data.train and data.eval empty"),
             *((True, f"data.bon_{p}") for p in (_bon_problems(d) if d.bon_pairs else [])),
             (m.head not in ("linear", "mlp"), f"model.head must be 'linear' or 'mlp', got {m.head!r}"),
+            (m.pooling not in ("last", "mean"), f"model.pooling must be 'last' or 'mean', got {m.pooling!r}"),
             (m.head == "mlp" and not (1 <= len(m.mlp_hidden) <= 2 and min(m.mlp_hidden, default=0) >= 1),
              f"model.mlp_hidden must list 1 or 2 positive widths, got {m.mlp_hidden}"),
             (m.lora_r < 0, f"model.lora_r must be >= 0 (0 disables LoRA), got {m.lora_r}"),

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from rewardlab.models.packing import pack, packed
-from rewardlab.models.scalar import PaddedBatch, backbone_of, head_of, pad, reads_last_token
+from rewardlab.models.scalar import PaddedBatch, backbone_of, head_of, pad, pooling_of, reads_last_token
 from rewardlab.types import Conversation
 
 
@@ -67,7 +67,8 @@ class TokenTrace:
 
 def head_at_every_position(model: nn.Module, batch) -> list[torch.Tensor]:
     """The reward head read at every position of each sequence of a packed or right-padded batch;
-    one ``(len_i,)`` float32 tensor per sequence. One forward pass."""
+    one ``(len_i,)`` float32 tensor per sequence. One forward pass. A mean-pooled head reads, at each
+    position, the mean of the hidden states up to it (what it would read were the sequence to end there)."""
     if not reads_last_token(model):
         raise TraceError("per-token traces need a causal (decoder) reward model: this encoder pools the "
                          "whole sequence, so no position sees only its prefix")
@@ -77,14 +78,17 @@ def head_at_every_position(model: nn.Module, batch) -> list[torch.Tensor]:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         h = backbone(input_ids=batch.input_ids, attention_mask=mask, position_ids=positions,
                      use_cache=False).last_hidden_state
-        r = head(h).squeeze(-1).float()
-        return [r[i][mask[i].bool()] for i in range(r.shape[0])]
-    with packed(batch.cu_seqlens):
-        h = backbone(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                     use_cache=False).last_hidden_state[0]
-    r = head(h).squeeze(-1).float()
-    cu = batch.cu_seqlens.tolist()
-    return [r[s:e] for s, e in zip(cu[:-1], cu[1:], strict=True)]
+        rows = [h[i][mask[i].bool()] for i in range(h.shape[0])]
+    else:
+        with packed(batch.cu_seqlens):
+            h = backbone(input_ids=batch.input_ids, position_ids=batch.position_ids,
+                         use_cache=False).last_hidden_state[0]
+        cu = batch.cu_seqlens.tolist()
+        rows = [h[s:e] for s, e in zip(cu[:-1], cu[1:], strict=True)]
+    if pooling_of(model) == "mean":
+        rows = [r.cumsum(0) / torch.arange(1, r.shape[0] + 1, device=r.device, dtype=r.dtype).unsqueeze(-1)
+                for r in rows]
+    return [head(r).squeeze(-1).float() for r in rows]
 
 
 @torch.inference_mode()

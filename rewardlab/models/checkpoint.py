@@ -6,6 +6,9 @@
   ``rewardlab-mlp-head`` (its real type kept as ``rewardlab.model_type``) and no stock architecture:
   stock loading (``from_pretrained``, ``pipeline``, TRL) stops with "model type `rewardlab-mlp-head`
   ... does not recognize", and rewardlab's loaders read the real type back (:func:`stored_config`).
+  A head that reads the **mean** of the final hidden states (``rewardlab.models.scalar.HeadConfig.pooling``)
+  has no stock form either (stock classifiers read the last token): it declares ``rewardlab-mean-pooled``
+  the same way, with the same effect.
   A GRM checkpoint declares the causal LM it is, which stock ``AutoModelForCausalLM`` loads exactly.
 - **Adapter bases.** A LoRA adapter names the model it was trained on so that it loads on another
   machine: the embedded alias (``smollm2``), a hub id, or a local directory relative to the adapter
@@ -24,15 +27,19 @@ from rewardlab.assets import ALIASES, alias_of
 
 META_KEY = "rewardlab"
 MLP_MODEL_TYPE = "rewardlab-mlp-head"
+MEAN_POOLED_MODEL_TYPE = "rewardlab-mean-pooled"
+MARKED_MODEL_TYPES = (MLP_MODEL_TYPE, MEAN_POOLED_MODEL_TYPE)
 _HUB_SNAPSHOT = re.compile(r"models--([^/]+)--([^/]+)/snapshots/[^/]+/?$")
 
 
 def mark_mlp_checkpoint(out: Path) -> None:
-    """Rewrite ``out/config.json`` so stock transformers refuses it (see the module docstring)."""
+    """Rewrite ``out/config.json`` so stock transformers refuses it (see the module docstring): an MLP
+    head declares ``rewardlab-mlp-head``, a mean-pooled linear head ``rewardlab-mean-pooled``."""
     f = out / "config.json"
     cfg = json.loads(f.read_text())
+    head = (cfg.get(META_KEY) or {}).get("head") or {}
     cfg.setdefault(META_KEY, {})["model_type"] = cfg["model_type"]
-    cfg["model_type"] = MLP_MODEL_TYPE
+    cfg["model_type"] = MLP_MODEL_TYPE if head.get("type") == "mlp" else MEAN_POOLED_MODEL_TYPE
     cfg.pop("architectures", None)
     f.write_text(jsonout.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
@@ -42,7 +49,7 @@ def _marked(path: str | Path) -> dict | None:
     if not f.is_file():
         return None
     raw = json.loads(f.read_text())
-    return raw if raw.get("model_type") == MLP_MODEL_TYPE else None
+    return raw if raw.get("model_type") in MARKED_MODEL_TYPES else None
 
 
 def stored_config(path: str | Path):
@@ -56,7 +63,7 @@ def stored_config(path: str | Path):
     meta = dict(raw.get(META_KEY) or {})
     real = meta.pop("model_type", None)
     if not real:
-        raise ValueError(f"{Path(path) / 'config.json'}: model_type {MLP_MODEL_TYPE!r} needs the real one "
+        raise ValueError(f"{Path(path) / 'config.json'}: model_type {raw['model_type']!r} needs the real one "
                          f"under '{META_KEY}.model_type'")
     raw = {k: v for k, v in raw.items() if k != "model_type"}
     raw[META_KEY] = meta

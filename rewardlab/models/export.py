@@ -60,6 +60,9 @@ def why_not_exportable(path: Path) -> str | None:
         return ("an MLP reward head has no stock transformers form (the 'score' layer of "
                 "AutoModelForSequenceClassification is one linear layer); score it with rewardlab "
                 "(load_scorer, rewardlab eval / score / serve)")
+    if (meta.get("head") or {}).get("pooling", "last") != "last":
+        return ("a mean-pooled reward head has no stock transformers form (AutoModelForSequenceClassification "
+                "reads the last token); score it with rewardlab (load_scorer, rewardlab eval / score / serve)")
     return None
 
 

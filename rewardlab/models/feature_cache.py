@@ -15,11 +15,11 @@ the token ids it reads, the precision it computes in and the pooling, and of not
   that changes no id cannot change the feature, so none of them is keyed apart. The device is not in
   the key: CPU and GPU features agree within float tolerance.
 
-Pooling: ``last`` is what a scalar reward head reads (:meth:`ScalarScorer.features`: the final hidden
-state at the last real token of a decoder, an encoder's own pooled output); ``mean`` averages the final
-hidden states over every real token, prompt and response. Checkpoints and ``ScalarScorer`` read ``last``
-only, so training from a recipe uses ``last``; a head fitted on ``mean`` features scores through
-:class:`CachedScorer` with that pooling (studies).
+Pooling: ``last`` is the final hidden state at the last real token of a decoder (an encoder's own pooled
+output); ``mean`` averages the final hidden states over every real token, prompt and response. They are
+the two poolings a reward head can read (``model.pooling``, :class:`rewardlab.models.scalar.HeadConfig`);
+training from a recipe caches the one its head reads, and a checkpoint scores through
+:class:`CachedScorer` with its own pooling.
 
 Layout and invalidation: shards ``shard-<uuid>.safetensors`` hold ``keys`` ``(n, 32)`` uint8 and
 ``features`` ``(n, hidden)`` float32, with a sha256 of both in their metadata. Each is written under a
@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from rewardlab import jsonout
-from rewardlab.models.scalar import backbone_of, head_of, pad, reads_last_token
+from rewardlab.models.scalar import backbone_of, head_of, pad, pooling_of, reads_last_token
 from rewardlab.models.scorer import PairScoringMixin, ScalarScorer, length_batches
 from rewardlab.precision import compute_dtype
 from rewardlab.types import Conversation
@@ -188,23 +188,13 @@ class FeatureCache:
                 "pooling": self.pooling, "from_cache": self.hits, "computed": self.computed}
 
 
-@torch.inference_mode()
 def pooled_features(scorer: ScalarScorer, seqs: Sequence[Sequence[int]], pooling: str) -> torch.Tensor:
-    """Features ``(n, hidden)`` float32 computed by the backbone now (no cache), ``last`` or ``mean``."""
-    if pooling == "last":
+    """Features ``(n, hidden)`` float32 computed by the backbone now (no cache), ``last`` or ``mean``:
+    through :meth:`ScalarScorer.features` (packed where that pays) when the model's head reads that pooling
+    or it is an encoder, else from padded batches (:func:`pooled_features_many`)."""
+    if not reads_last_token(scorer.model) or pooling == pooling_of(scorer.model):
         return scorer.features(seqs)
-    model = scorer.model
-    device = next(model.parameters()).device
-    extra = {"use_cache": False} if reads_last_token(model) else {}
-    out: list[torch.Tensor | None] = [None] * len(seqs)
-    for group in length_batches([len(s) for s in seqs], scorer.batch_tokens):
-        b = pad([list(seqs[i]) for i in group], scorer.pad_id).to(device)
-        h = backbone_of(model)(input_ids=b.input_ids, attention_mask=b.attention_mask, **extra).last_hidden_state
-        mask = b.attention_mask.unsqueeze(-1).to(torch.float32)
-        mean = (h.float() * mask).sum(1) / mask.sum(1)
-        for j, i in enumerate(group):
-            out[i] = mean[j].cpu()
-    return torch.stack(out)  # type: ignore[arg-type]
+    return pooled_features_many(scorer, seqs, [pooling])[pooling]
 
 
 def cached_features(scorer: ScalarScorer, seqs: Sequence[Sequence[int]], cache: FeatureCache,
@@ -350,11 +340,13 @@ class CachedScorer(PairScoringMixin):
         return self.score_ids(self.scorer.encode(convs))
 
 
-def load_cached_scorer(path: str | Path, pooling: str = "last", root: str | Path | None = None,
+def load_cached_scorer(path: str | Path, pooling: str | None = None, root: str | Path | None = None,
                        head: nn.Module | None = None, **kwargs) -> CachedScorer:
     """A reward-model directory as a :class:`CachedScorer` in float32 over the cache under ``root``
+    with ``pooling`` (default: what its head reads)
     (default :func:`default_root`). For a model trained with a frozen backbone (``bt_frozen``) the
     backbone is the base model's, so the features its training computed are found again. ``kwargs``
     go to :meth:`ScalarScorer.load` (``device``, ``max_length``, ``batch_tokens``, ``trust``)."""
     scorer = ScalarScorer.load(path, dtype="float32", **kwargs)
+    pooling = pooling or pooling_of(scorer.model)
     return CachedScorer(scorer, FeatureCache(scorer.model, pooling, root or default_root()), head)

@@ -34,6 +34,9 @@ from rewardlab.models.safety import check_checkpoint
 
 log = logging.getLogger("rewardlab")
 
+POOLINGS = ("last", "mean")
+"""What a reward head can read (:attr:`HeadConfig.pooling`)."""
+
 FORMAT_VERSION = 2
 """What a checkpoint's scores mean. 2: the reward is read at the last token of the chat template's
 rendering (SmolLM2: the ``\n`` after ``<|im_end|>``), where stock tools read it; 1 (older rewardlab): at
@@ -48,12 +51,24 @@ class HeadConfig:
     """``linear`` (stock transformers layer, loads anywhere) or ``mlp``."""
     hidden_sizes: list[int] = field(default_factory=lambda: [256])
     """Widths of the MLP's hidden layers (1 or 2 of them); ignored for ``linear``."""
+    pooling: str = "last"
+    """What the head reads: ``last``, the final hidden state at the last real token (what stock
+    transformers reads), or ``mean``, the final hidden states averaged over every real token, prompt and
+    response (decoders only; no stock form, like an MLP head)."""
 
     def __post_init__(self) -> None:
         if self.type not in ("linear", "mlp"):
             raise ValueError(f"head.type must be 'linear' or 'mlp', got {self.type!r}")
         if self.type == "mlp" and not 1 <= len(self.hidden_sizes) <= 2:
             raise ValueError(f"head.hidden_sizes must list 1 or 2 widths, got {self.hidden_sizes}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"head.pooling must be one of {POOLINGS}, got {self.pooling!r}")
+
+    @property
+    def stock_readable(self) -> bool:
+        """Whether stock ``AutoModelForSequenceClassification`` computes this head's reward: a linear
+        layer over the last token."""
+        return self.type == "linear" and self.pooling == "last"
 
 
 @dataclass
@@ -144,10 +159,46 @@ def last_token_features(model: nn.Module, batch: PackedBatch | ForkedBatch | Pad
     return h[torch.arange(h.shape[0], device=h.device), last]
 
 
+def mean_features(model: nn.Module, batch: PackedBatch | PaddedBatch) -> torch.Tensor:
+    """Final hidden states averaged over each sequence's real tokens, ``(n, hidden)`` (the ``mean``
+    pooling of :class:`HeadConfig`). Forked batches share their prompt tokens between two sequences, so
+    they have no per-sequence mean here: they raise."""
+    backbone = backbone_of(model)
+    if isinstance(batch, ForkedBatch):
+        raise ValueError("a mean-pooled head cannot read forked pairs (the prompt is shared); "
+                         "set train.fork_prompts: false")
+    if isinstance(batch, PackedBatch):
+        with packed(batch.cu_seqlens):
+            h = backbone(input_ids=batch.input_ids, position_ids=batch.position_ids,
+                         use_cache=False).last_hidden_state[0]
+        lengths = batch.cu_seqlens[1:] - batch.cu_seqlens[:-1]
+        seg = torch.repeat_interleave(torch.arange(lengths.numel(), device=h.device), lengths.to(h.device))
+        sums = torch.zeros(lengths.numel(), h.shape[-1], device=h.device, dtype=h.dtype).index_add_(0, seg, h)
+        return sums / lengths.to(h.device, h.dtype).unsqueeze(-1)
+    mask = batch.attention_mask
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    h = backbone(input_ids=batch.input_ids, attention_mask=mask, position_ids=positions,
+                 use_cache=False).last_hidden_state
+    m = mask.unsqueeze(-1).to(h.dtype)
+    return (h * m).sum(1) / m.sum(1)
+
+
+def pooling_of(model: nn.Module) -> str:
+    """The pooling the model's reward head reads (``last`` for every checkpoint that does not say)."""
+    return head_config_of(unwrap(model).config).pooling
+
+
+def head_features(model: nn.Module, batch: PackedBatch | ForkedBatch | PaddedBatch) -> torch.Tensor:
+    """What a decoder's reward head reads, ``(n, hidden)``: its pooling of the final hidden states."""
+    if pooling_of(model) == "mean":
+        return mean_features(model, batch)
+    return last_token_features(model, batch)
+
+
 def reward_forward(model: nn.Module, batch: PackedBatch | ForkedBatch | PaddedBatch) -> torch.Tensor:
     """Rewards, ``(n,)`` float32, for a packed or padded batch (``(2n,)`` for ``n`` forked pairs)."""
     if reads_last_token(model):
-        feats = last_token_features(model, batch)
+        feats = head_features(model, batch)
         return head_of(model)(feats).squeeze(-1).float()
     if isinstance(batch, PackedBatch | ForkedBatch):
         raise ValueError("this model cannot take packed batches (encoder); use padded batches")
@@ -226,6 +277,9 @@ def _from_pretrained(path: str, dtype: torch.dtype, trust: bool, **kw):
 
 
 def _install_head(model: nn.Module, head: HeadConfig) -> None:
+    if head.pooling != "last" and not hasattr(model, "score"):
+        raise ValueError(f"{head.pooling} pooling needs a decoder-style classifier; {type(model).__name__} "
+                         "pools its own")
     if head.type == "linear":
         return
     if not hasattr(model, "score"):
@@ -341,7 +395,7 @@ def save_reward_model(model: nn.Module, tokenizer, out: str | Path, merge: bool 
         _save_adapter(model, out, portable_base(base_model, out), meta.get("kind"))
     else:
         model.save_pretrained(out, safe_serialization=True)
-        if meta.get("head", {}).get("type") == "mlp" and not meta.get("kind"):
+        if not HeadConfig(**meta.get("head", {})).stock_readable and not meta.get("kind"):
             mark_mlp_checkpoint(out)
     tokenizer.save_pretrained(out)
     return out

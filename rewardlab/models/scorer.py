@@ -202,7 +202,7 @@ class ScalarScorer(PairScoringMixin):
     @torch.inference_mode()
     def features(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
         """Backbone features the head reads, ``(n, hidden)`` float32 (for frozen-backbone training)."""
-        from rewardlab.models.scalar import last_token_features
+        from rewardlab.models.scalar import head_features
 
         out: list[torch.Tensor | None] = [None] * len(seqs)
         device = next(self.model.parameters()).device
@@ -210,7 +210,7 @@ class ScalarScorer(PairScoringMixin):
             batch = [list(seqs[i]) for i in group]
             if reads_last_token(self.model):
                 tb = pack(batch) if self.packing else pad(batch, self.pad_id)
-                f = last_token_features(self.model, tb.to(device))
+                f = head_features(self.model, tb.to(device))
             else:
                 tb = pad(batch, self.pad_id).to(device)
                 f = backbone_of(self.model)(input_ids=tb.input_ids, attention_mask=tb.attention_mask).pooler_output

@@ -175,16 +175,17 @@ class FeatureCollator:
 
 def frozen_features(recipe, model: torch.nn.Module, tokenizer):
     """The frozen backbone of ``model`` behind a :class:`rewardlab.models.feature_cache.FeatureCache`
-    (last-token features): on disk with ``train.feature_cache`` (under ``train.feature_cache_dir``),
+    (the pooling its head reads): on disk with ``train.feature_cache`` (under ``train.feature_cache_dir``),
     else in memory for this run. Its encoder (``data.max_length``) is the final evaluation's."""
     from rewardlab.models.feature_cache import CachedScorer, FeatureCache, default_root
+    from rewardlab.models.scalar import pooling_of
     from rewardlab.models.scorer import ScalarScorer
 
     t = recipe.train
     scorer = ScalarScorer(model, tokenizer, max_length=recipe.data.max_length, batch_tokens=t.feature_batch_tokens,
                           packing="auto" if t.packing else False)
     root = (t.feature_cache_dir or default_root()) if t.feature_cache else None
-    return CachedScorer(scorer, FeatureCache(model, "last", root), progress=True)
+    return CachedScorer(scorer, FeatureCache(model, pooling_of(model), root), progress=True)
 
 
 def feature_dataset(features, ds) -> FeatureDataset:

@@ -196,7 +196,7 @@ def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData, 
             False,
         )
     collator = PairCollator(training_packs(model, recipe.train.packing), model.config.pad_token_id or 0,
-                            variant.needs_margin, fork=recipe.train.fork_prompts)
+                            variant.needs_margin, fork=recipe.train.fork_prompts and recipe.model.pooling == "last")
     return (train_ds, eval_ds, collator, RewardForward(model), encoder.stats, recipe.train.group_by_length)
 
 
@@ -276,7 +276,7 @@ def precision_metrics(recipe: Recipe, dtype: torch.dtype) -> dict:
 def _build_model(recipe: Recipe, base: str, tok) -> torch.nn.Module:
     from rewardlab.variants import VARIANTS
 
-    head = HeadConfig(type=recipe.model.head, hidden_sizes=list(recipe.model.mlp_hidden))
+    head = HeadConfig(type=recipe.model.head, hidden_sizes=list(recipe.model.mlp_hidden), pooling=recipe.model.pooling)
     if VARIANTS.get(recipe.variant.name).has_lm_head:  # keeps the LM head (GRM)
         from rewardlab.models.grm import build_grm_model
 

@@ -221,6 +221,31 @@ def test_a_second_frozen_training_run_makes_no_backbone_pass(tiny_llama, pair_fi
     assert summary["accuracy"] == first["eval"]["accuracy"]
 
 
+def test_a_mean_pooled_frozen_head_trains_from_its_own_cache_and_scores_as_saved(tiny_llama, pair_files, tmp_path):
+    """``model.pooling=mean`` with ``bt_frozen``: the features cached are mean-pooled (their own cache
+    directory), the head learns from them, and the saved checkpoint, loaded afresh and scored through
+    the backbone, gives the run's own evaluation."""
+    from rewardlab.config import load_recipe
+    from rewardlab.eval.pairwise import evaluate_pairs
+    from rewardlab.models.feature_cache import load_cached_scorer
+    from rewardlab.train.run import prepare_data, train_reward_model
+
+    recipe = load_recipe(REPO / "configs" / "tiny_bt.yaml", [
+        f"model.path={tiny_llama}", f"data.train={pair_files[0]}", f"data.eval={pair_files[1]}",
+        f"output_dir={tmp_path / 'mean'}", "variant.name=bt_frozen", "train.lr=3e-2", "model.pooling=mean",
+        f"train.feature_cache_dir={tmp_path / 'features'}"])
+    metrics = train_reward_model(recipe)
+    assert metrics["train"]["features"]["pooling"] == "mean"
+    assert metrics["eval"]["accuracy"] > 0.8
+    saved = ScalarScorer.load(tmp_path / "mean" / "final", max_length=64)
+    summary, _ = evaluate_pairs(saved, prepare_data(recipe).eval)
+    assert summary["accuracy"] == metrics["eval"]["accuracy"]
+    cached = load_cached_scorer(tmp_path / "mean" / "final", root=tmp_path / "features", max_length=64)
+    assert cached.cache.pooling == "mean"
+    summary_cached, _ = evaluate_pairs(cached, prepare_data(recipe).eval)
+    assert summary_cached["accuracy"] == metrics["eval"]["accuracy"] and cached.cache.computed == 0
+
+
 def test_best_of_n_candidates_score_from_the_cache_as_the_model_scores_them(tiny_llama, tmp_path):
     from rewardlab.bon.data import BonItem
     from rewardlab.bon.run import score_candidates

@@ -435,3 +435,59 @@ def test_a_checkpoint_of_the_old_read_position_says_so_when_loaded(saved_linear,
     with caplog.at_level(logging.WARNING, logger="rewardlab"):
         load_reward_model(old)
     assert "saved in checkpoint format 1" in caplog.text and "retrain" in caplog.text
+
+
+def test_mean_pooled_head_reads_the_mean_of_every_real_token_packed_or_padded(tiny_llama, convs, tmp_path):
+    """``pooling: mean``: the head reads the final hidden states averaged over the real tokens, computed
+    independently here from one unpadded sequence at a time; packed, padded, saved and reloaded all agree,
+    and the per-position trace ends at the score."""
+    from rewardlab.audit.trace import head_at_every_position
+    from rewardlab.models.packing import pack
+
+    tok = tokenizer_of(tiny_llama)
+    model = build_reward_model(str(tiny_llama), tok, HeadConfig(pooling="mean")).eval()
+    perturb_(head_of(model), seed=2)
+    scorer = ScalarScorer(model, tok)
+    seqs = scorer.encode(convs)
+    with torch.no_grad():
+        want = torch.stack([
+            head_of(model)(backbone_of(model)(input_ids=torch.tensor([s]), use_cache=False)
+                           .last_hidden_state[0].mean(0)).squeeze(-1) for s in seqs]).float()
+        last = torch.stack([
+            head_of(model)(backbone_of(model)(input_ids=torch.tensor([s]), use_cache=False)
+                           .last_hidden_state[0, -1]).squeeze(-1) for s in seqs]).float()
+        packed_r = reward_forward(model, pack([list(s) for s in seqs]))
+        padded_r = reward_forward(model, pad([list(s) for s in seqs], model.config.pad_token_id))
+        trace = head_at_every_position(model, pad([list(s) for s in seqs], model.config.pad_token_id))
+    assert (want - last).abs().max() > 0.1  # the two poolings differ: the test can tell them apart
+    for got in (packed_r, padded_r, scorer.score(convs), torch.stack([t[-1] for t in trace])):
+        assert_close(got, want, **tol(model, want))
+    out = save_reward_model(model, tok, tmp_path / "mean")
+    assert json.loads((out / "config.json").read_text())["rewardlab"]["head"]["pooling"] == "mean"
+    assert_close(ScalarScorer.load(out).score(convs), scorer.score(convs), atol=0, rtol=0)
+
+
+def test_stock_transformers_refuses_a_mean_pooled_head(tiny_llama, tmp_path):
+    """Stock classifiers read the last token: a mean-pooled checkpoint must not load there (it would
+    score at the wrong place), and export says why in one line."""
+    from transformers import AutoModelForSequenceClassification
+
+    from rewardlab.models.export import ExportError, export_reward_model
+
+    tok = tokenizer_of(tiny_llama)
+    out = save_reward_model(build_reward_model(str(tiny_llama), tok, HeadConfig(pooling="mean")), tok,
+                            tmp_path / "mean")
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model_type"] == "rewardlab-mean-pooled" and "architectures" not in cfg
+    with pytest.raises(ValueError, match="model type `rewardlab-mean-pooled`"):
+        AutoModelForSequenceClassification.from_pretrained(str(out))
+    with pytest.raises(ExportError, match="mean-pooled"):
+        export_reward_model(out, tmp_path / "stock")
+
+
+def test_mean_pooling_is_for_decoders(tiny_bert):
+    tok = tokenizer_of(tiny_bert)
+    with pytest.raises(ValueError, match="mean pooling needs a decoder"):
+        build_reward_model(str(tiny_bert), tok, HeadConfig(pooling="mean"))
+    with pytest.raises(ValueError, match="head.pooling must be one of"):
+        HeadConfig(pooling="max")

@@ -115,6 +115,9 @@ def test_values_take_the_field_type():
             "data.min_prompt_tokens=64 must be >= 0 and < data",
         ),
         (("train.dtype=float16",), "train.dtype must be 'auto', 'float32' or 'bfloat16'"),
+        (("model.pooling=max",), "model.pooling must be 'last' or 'mean', got 'max'"),
+        (("model.pooling=mean", "variant.name=grm_sft"), "model.pooling: 'mean' is for scalar reward heads"),
+        (("model.pooling=mean", "variant.name=genrm"), "model.pooling: 'mean' is for scalar reward heads"),
     ],
 )
 def test_bad_values_and_combinations_are_rejected(overrides, message):
