@@ -88,6 +88,12 @@ class DataConfig:
     """With ``bon_pairs``: out-of-distribution sources, only evaluated (``[]``: none)."""
     bon_split_seed: int = 0
     """With ``bon_pairs``: seed of the split of instructions (training seeds vary the model, not the split)."""
+    bon_train_instructions: int = 0
+    """With ``bon_pairs``: train on every pair of the first N training instructions (0: ``train_limit`` decides).
+    Each instruction's texts make all its pairs, so with a frozen backbone this buys pairs at no backbone cost."""
+    bon_eval_instructions: int = 0
+    """With ``bon_pairs``: evaluate on every pair of the first N held-out instructions and of the first N OOD
+    ones, instead of ``eval_size`` pairs spread one per instruction (0: ``eval_size`` decides)."""
 
 
 @dataclass
@@ -202,6 +208,10 @@ class Recipe:
             (bool(d.bon_pairs and (d.train or d.eval)),
              "data.bon_pairs makes the training and eval pairs: leave data.train and data.eval empty"),
             *((True, f"data.bon_{p}") for p in (_bon_problems(d) if d.bon_pairs else [])),
+            (d.bon_train_instructions < 0 or d.bon_eval_instructions < 0,
+             "data.bon_train_instructions and data.bon_eval_instructions must be >= 0 (0: not used)"),
+            (bool(d.bon_eval_instructions and d.eval_size),
+             "data.bon_eval_instructions and data.eval_size both cap the eval sets: set one of them"),
             (m.head not in ("linear", "mlp"), f"model.head must be 'linear' or 'mlp', got {m.head!r}"),
             (m.pooling not in ("last", "mean"), f"model.pooling must be 'last' or 'mean', got {m.pooling!r}"),
             (m.head == "mlp" and not (1 <= len(m.mlp_hidden) <= 2 and min(m.mlp_hidden, default=0) >= 1),

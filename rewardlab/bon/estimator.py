@@ -128,3 +128,31 @@ def fit_gao(kl: Sequence[float], gain: Sequence[float]) -> dict:
         d_peak = alpha / (2 * beta)
         fit.update(d_peak=float(d_peak), kl_peak=float(d_peak**2), gain_peak=float(alpha**2 / (4 * beta)))
     return fit
+
+
+def paired_best_of_n(
+    proxy_a: Sequence[np.ndarray],
+    proxy_b: Sequence[np.ndarray] | None,
+    values: Sequence[np.ndarray],
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
+    """How much better proxy A's best-of-n choice is than proxy B's, n = 1..N, on the same prompts.
+
+    ``values[p]`` ``(N,)`` is what a choice is worth (a gold score, or a 0/1 win indicator);
+    ``proxy_b=None`` compares against a uniformly random choice (the mean of ``values[p]``). Returns
+    ``n``, ``difference`` (mean over prompts of A's expected value minus B's) and ``ci`` (``(2, N)``
+    percentile interval from one bootstrap over prompts that resamples both sides together, so the
+    prompts' shared difficulty cancels) and ``excludes_zero`` per n.
+    """
+    rows = []
+    for p, v in enumerate(values):
+        a = per_prompt_values(proxy_a[p], v)
+        b = per_prompt_values(proxy_b[p], v) if proxy_b is not None else np.full(a.shape, np.mean(v))
+        rows.append(a - b)
+    matrix = np.stack(rows)
+    lo, hi = _bootstrap(matrix, n_boot, seed, level)
+    return {"n": list(range(1, matrix.shape[1] + 1)), "difference": matrix.mean(axis=0).tolist(),
+            "ci": [lo.tolist(), hi.tolist()], "excludes_zero": ((lo > 0) | (hi < 0)).tolist(),
+            "prompts": int(matrix.shape[0])}

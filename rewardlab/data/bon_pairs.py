@@ -158,17 +158,37 @@ def take_pairs(pairs: Sequence[PreferencePair], n: int | None,
     return taken, len({instruction_of(p.id) for p in taken})
 
 
+def take_instructions(pairs: Sequence[PreferencePair], n: int | None) -> tuple[list[PreferencePair], int]:
+    """Every pair of the first ``n`` instructions (``None``: all) in the order given, and how many
+    instructions that is. A frozen backbone's cost is one pass per text, and an instruction's texts make
+    all of its pairs, so this is the cheapest way to a given number of instructions."""
+    if n is not None and n < 0:
+        raise ValueError(f"n must be >= 0 or None, got {n}")
+    order = list(dict.fromkeys(instruction_of(p.id) for p in pairs))
+    keep = set(order if n is None else order[:n])
+    return [p for p in pairs if instruction_of(p.id) in keep], len(keep)
+
+
 def training_splits(path: str | Path, train_limit: int | None = None, eval_size: int | None = None,
+                    train_instructions: int | None = None, eval_instructions: int | None = None,
                     **kwargs) -> tuple[list[PreferencePair], list[PreferencePair], list[PreferencePair], dict]:
     """What a recipe with ``data.bon_pairs`` trains and evaluates on: the training pairs (the first
-    ``train_limit``, whole instructions), the held-out and OOD pairs (each capped at ``eval_size``, one
-    pair per instruction in turn), and the builder's stats with ``used``: the pairs and instructions of
-    each set as used. ``kwargs`` go to :func:`build_bon_pairs`."""
+    ``train_limit``, whole instructions; or every pair of the first ``train_instructions``), the held-out
+    and OOD pairs (each capped at ``eval_size``, one pair per instruction in turn; or every pair of the
+    first ``eval_instructions`` of each), and the builder's stats with ``used``: the pairs and
+    instructions of each set as used. ``kwargs`` go to :func:`build_bon_pairs`."""
     built = bon_pairs_from_file(path, **kwargs)
     log.info("data: %s", format_stats(built.stats))
-    train, n_train = take_pairs(built.train, train_limit)
-    heldout, n_heldout = take_pairs(built.heldout, eval_size, spread=True)
-    ood, n_ood = take_pairs(built.ood, eval_size, spread=True)
+    if train_instructions:
+        train, n_train = take_instructions(take_pairs(built.train, train_limit)[0], train_instructions)
+    else:
+        train, n_train = take_pairs(built.train, train_limit)
+    if eval_instructions:
+        heldout, n_heldout = take_instructions(built.heldout, eval_instructions)
+        ood, n_ood = take_instructions(built.ood, eval_instructions)
+    else:
+        heldout, n_heldout = take_pairs(built.heldout, eval_size, spread=True)
+        ood, n_ood = take_pairs(built.ood, eval_size, spread=True)
     used = {"train": {"pairs": len(train), "instructions": n_train},
             "heldout": {"pairs": len(heldout), "instructions": n_heldout},
             "ood": {"pairs": len(ood), "instructions": n_ood}}

@@ -97,7 +97,8 @@ def _bon_pair_data(recipe: Recipe) -> PreparedData:
 
     d = recipe.data
     train, heldout, ood, report = training_splits(
-        d.bon_pairs, d.train_limit or None, d.eval_size or None, min_gap=d.bon_min_gap,
+        d.bon_pairs, d.train_limit or None, d.eval_size or None, d.bon_train_instructions or None,
+        d.bon_eval_instructions or None, min_gap=d.bon_min_gap,
         heldout_fraction=d.bon_heldout_fraction, id_sources=d.bon_id_sources, ood_sources=d.bon_ood_sources,
         seed=d.bon_split_seed)
     return PreparedData(train, heldout, {"bon_pairs": report}, {"ood": ood} if ood else {})

@@ -8,7 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from rewardlab.bon.estimator import best_of_n_weights, expected_best_of_n, fit_gao, kl_bon, per_prompt_values
+from rewardlab.bon.estimator import (
+    best_of_n_weights,
+    expected_best_of_n,
+    fit_gao,
+    kl_bon,
+    paired_best_of_n,
+    per_prompt_values,
+)
 
 
 def brute_force(proxy: list[float], values: list[float], n: int) -> float:
@@ -82,3 +89,19 @@ def test_gao_fit_recovers_the_form():
     assert fit["alpha"] == pytest.approx(0.8) and fit["beta"] == pytest.approx(0.3)
     assert fit["r2"] == pytest.approx(1.0)
     assert fit["d_peak"] == pytest.approx(0.8 / 0.6)
+
+
+def test_paired_difference_against_another_proxy_and_against_random():
+    rng = np.random.default_rng(3)
+    gold = [rng.normal(size=6) for _ in range(40)]
+    good = [g + 0.1 * rng.normal(size=6) for g in gold]  # nearly the oracle
+    bad = [-g for g in gold]  # picks the worst
+    vs_bad = paired_best_of_n(good, bad, gold, n_boot=500)
+    assert vs_bad["difference"][0] == pytest.approx(0.0, abs=1e-12)  # n = 1 is a random pick either way
+    assert vs_bad["ci"][0][-1] > 0 and vs_bad["excludes_zero"][-1] and not vs_bad["excludes_zero"][0]
+    direct = np.mean([per_prompt_values(a, g)[-1] - per_prompt_values(b, g)[-1] for a, b, g in zip(good, bad, gold)])
+    assert vs_bad["difference"][-1] == pytest.approx(direct)
+    vs_random = paired_best_of_n(good, None, gold, n_boot=500)
+    at_n = np.mean([g[np.argmax(a)] - g.mean() for a, g in zip(good, gold)])  # n = N: the proxy's top pick
+    assert vs_random["difference"][-1] == pytest.approx(at_n)
+    assert vs_random["prompts"] == 40 and len(vs_random["ci"][0]) == 6

@@ -18,6 +18,7 @@ from rewardlab.data.bon_pairs import (
     instruction_of,
     settings_problems,
     split_order,
+    take_instructions,
     take_pairs,
     training_splits,
     write_bon_pairs,
@@ -169,6 +170,21 @@ def test_training_splits_cap_and_report(records, tmp_path):
     assert report["source"] == str(path) and report["pairs"]["ood"]["total"] == 5
 
 
+def test_whole_instructions_for_training_and_evaluation(records, tmp_path):
+    """``train_instructions`` / ``eval_instructions`` take every pair of the first N instructions."""
+    path = write_jsonl(tmp_path / "bon.jsonl", ROWS)
+    everything = training_splits(path, heldout_fraction=0.25)
+    train, heldout, ood, report = training_splits(path, train_instructions=2, eval_instructions=1,
+                                                  heldout_fraction=0.25)
+    first_two = list(dict.fromkeys(instruction_of(p.id) for p in everything[0]))[:2]
+    assert train == [p for p in everything[0] if instruction_of(p.id) in first_two]
+    assert report["used"]["train"]["instructions"] == 2 and report["used"]["ood"] == {"pairs": 5, "instructions": 1}
+    assert {instruction_of(p.id) for p in heldout} == {instruction_of(everything[1][0].id)}
+    assert take_instructions(everything[0], 0) == ([], 0)
+    with pytest.raises(ValueError):
+        take_instructions(everything[0], -1)
+
+
 @requires_shared(BON16)
 def test_the_alpacaeval_file_gives_the_published_pair_counts():
     built = bon_pairs_from_file(BON16, min_gap=0.5)
@@ -204,6 +220,9 @@ def test_recipe_keys_match_the_builder_and_refuse_bad_combinations():
         (["data.bon_pairs=b.jsonl.gz", "data.bon_heldout_fraction=1"], "data.bon_heldout_fraction must be in"),
         (["data.bon_pairs=b.jsonl.gz", "data.bon_ood_sources=[oasst]"], "data.bon_id_sources and ood_sources"),
         ([], "data.train is required"),
+        (["data.bon_pairs=b.jsonl.gz", "data.eval_size=5", "data.bon_eval_instructions=3"],
+         "data.bon_eval_instructions and data.eval_size both cap"),
+        (["data.bon_pairs=b.jsonl.gz", "data.bon_train_instructions=-1"], "data.bon_train_instructions and"),
     ]:
         with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
             load_recipe(None, overrides)
