@@ -190,9 +190,11 @@ class FeatureCache:
 
 def pooled_features(scorer: ScalarScorer, seqs: Sequence[Sequence[int]], pooling: str) -> torch.Tensor:
     """Features ``(n, hidden)`` float32 computed by the backbone now (no cache), ``last`` or ``mean``:
-    through :meth:`ScalarScorer.features` (packed where that pays) when the model's head reads that pooling
-    or it is an encoder, else from padded batches (:func:`pooled_features_many`)."""
-    if not reads_last_token(scorer.model) or pooling == pooling_of(scorer.model):
+    through :meth:`ScalarScorer.features` (packed where that pays) when that is what the model's head reads
+    (a decoder's own pooling, an encoder's pooled output for ``last``), else from padded batches
+    (:func:`pooled_features_many`)."""
+    decoder = reads_last_token(scorer.model)
+    if (decoder and pooling == pooling_of(scorer.model)) or (not decoder and pooling == "last"):
         return scorer.features(seqs)
     return pooled_features_many(scorer, seqs, [pooling])[pooling]
 

@@ -197,11 +197,43 @@ def feature_dataset(features, ds) -> FeatureDataset:
 
 
 class HeadForward(torch.nn.Module):
-    """Rewards from cached features through the head alone (frozen backbone)."""
+    """Rewards from cached features through the head alone (frozen backbone).
 
-    def __init__(self, head: torch.nn.Module) -> None:
+    The head reads standardised features, ``(f - mean) / std`` with the training responses' mean and
+    standard deviation (:func:`feature_stats`): a frozen LM's hidden states have a few dimensions
+    hundreds of times larger than the rest, which would otherwise set the head's scale and its
+    optimiser's steps. :meth:`fold` writes the standardisation into the head's own weights once training
+    is done, so the saved head reads raw features (the same rewards, up to a constant for a linear head
+    without bias, which no comparison sees)."""
+
+    def __init__(self, head: torch.nn.Module, mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> None:
         super().__init__()
         self.head = head
+        hidden = next(head.parameters()).shape[-1]
+        self.register_buffer("mean", torch.zeros(hidden) if mean is None else mean.float(), persistent=False)
+        self.register_buffer("std", torch.ones(hidden) if std is None else std.float(), persistent=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features.to(next(self.head.parameters()).dtype)).squeeze(-1).float()
+        z = (features.float() - self.mean) / self.std
+        return self.head(z.to(next(self.head.parameters()).dtype)).squeeze(-1).float()
+
+    @torch.no_grad()
+    def fold(self) -> torch.nn.Module:
+        """Put the standardisation into the head's first linear layer (in place) and reset it here to the
+        identity; returns the head."""
+        first = self.head if isinstance(self.head, torch.nn.Linear) else self.head[0]
+        w = first.weight.float()
+        if first.bias is not None:
+            first.bias -= (w @ (self.mean / self.std)).to(first.bias.dtype)
+        first.weight.copy_((w / self.std).to(first.weight.dtype))
+        self.mean.zero_()
+        self.std.fill_(1.0)
+        return self.head
+
+
+def feature_stats(ds: FeatureDataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation ``(hidden,)`` over every training response (both sides); a constant
+    dimension gets 1, so it passes through unscaled."""
+    x = torch.cat([ds.chosen, ds.rejected]).double()
+    std = x.std(0)
+    return x.mean(0).float(), torch.where(std > 1e-6, std, torch.ones_like(std)).float()

@@ -45,6 +45,7 @@ from rewardlab.train.data import (
     HeadForward,
     PairCollator,
     feature_dataset,
+    feature_stats,
     frozen_features,
     require_margins,
     tokenize_pairs,
@@ -188,11 +189,12 @@ def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData, 
         head = head_of(model)
         for p in head.parameters():
             p.requires_grad_(True)
+        train_features = feature_dataset(features, train_ds)
         return (
-            feature_dataset(features, train_ds),
+            train_features,
             feature_dataset(features, eval_ds) if eval_ds else None,
             FeatureCollator(variant.needs_margin),
-            HeadForward(head),
+            HeadForward(head, *feature_stats(train_features)),
             encoder.stats,
             False,
         )
@@ -255,6 +257,8 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     metrics = run_metrics(recipe, trainer, result, train_ds, data, stats, resume, train_seconds)
     metrics["train"].update(precision_metrics(recipe, dtype))
     whole = gathered_model(trainer, model, lambda: _build_model(recipe, base, tok))
+    if isinstance(module, HeadForward) and whole is not None:  # the saved head reads raw features
+        head_of(whole).load_state_dict(module.fold().state_dict())
     if whole is not None:  # process 0
         final = save_reward_model(whole, tok, out / "final", merge=recipe.model.merge_lora, base_model=base)
         if features is not None:  # the trained head on the cached features: no backbone pass for known texts
