@@ -99,9 +99,9 @@ def test_paired_difference_against_another_proxy_and_against_random():
     vs_bad = paired_best_of_n(good, bad, gold, n_boot=500)
     assert vs_bad["difference"][0] == pytest.approx(0.0, abs=1e-12)  # n = 1 is a random pick either way
     assert vs_bad["ci"][0][-1] > 0 and vs_bad["excludes_zero"][-1] and not vs_bad["excludes_zero"][0]
-    direct = np.mean([per_prompt_values(a, g)[-1] - per_prompt_values(b, g)[-1] for a, b, g in zip(good, bad, gold)])
+    direct = np.mean([per_prompt_values(a, g)[-1] - per_prompt_values(b, g)[-1] for a, b, g in zip(good, bad, gold, strict=True)])
     assert vs_bad["difference"][-1] == pytest.approx(direct)
     vs_random = paired_best_of_n(good, None, gold, n_boot=500)
-    at_n = np.mean([g[np.argmax(a)] - g.mean() for a, g in zip(good, gold)])  # n = N: the proxy's top pick
+    at_n = np.mean([g[np.argmax(a)] - g.mean() for a, g in zip(good, gold, strict=True)])  # n = N: the proxy's top pick
     assert vs_random["difference"][-1] == pytest.approx(at_n)
     assert vs_random["prompts"] == 40 and len(vs_random["ci"][0]) == 6
