@@ -32,6 +32,10 @@ class ModelConfig:
     """Reward head: ``linear`` (loads with stock transformers) or ``mlp``."""
     mlp_hidden: list[int] = field(default_factory=lambda: [256])
     """Hidden widths of the MLP head (1 or 2 layers, ReLU)."""
+    num_layers: int = 0
+    """Use only the first N transformer blocks of the base model (0: all of them): the head reads block N's
+    output, and the backbone costs about N/total of its full depth. The checkpoint is a model of N blocks
+    (stock transformers loads it as such). Scalar reward models only."""
     pooling: str = "last"
     """What the head reads: ``last`` (the final hidden state at the conversation's last token, as stock
     transformers reads it) or ``mean`` (averaged over every token; scalar decoder RMs only, no stock form,
@@ -195,6 +199,9 @@ class Recipe:
             raise ConfigError(f"variant {self.variant.name!r} is a generative judge; train.ensemble must be 1")
         if variant.frozen_backbone and self.model.lora_r:
             raise ConfigError(f"variant {self.variant.name!r} freezes the backbone; model.lora_r must be 0")
+        if self.model.num_layers and (variant.is_generative or variant.has_lm_head):
+            raise ConfigError(f"model.num_layers is for scalar reward models; variant {self.variant.name!r} needs "
+                              "the whole language model (set model.num_layers: 0)")
         if self.model.pooling != "last" and (variant.is_generative or variant.has_lm_head):
             raise ConfigError(f"model.pooling: {self.model.pooling!r} is for scalar reward heads; variant "
                               f"{self.variant.name!r} reads its model another way (use 'last')")
@@ -214,6 +221,7 @@ class Recipe:
              "data.bon_eval_instructions and data.eval_size both cap the eval sets: set one of them"),
             (m.head not in ("linear", "mlp"), f"model.head must be 'linear' or 'mlp', got {m.head!r}"),
             (m.pooling not in ("last", "mean"), f"model.pooling must be 'last' or 'mean', got {m.pooling!r}"),
+            (m.num_layers < 0, f"model.num_layers must be >= 0 (0: every block), got {m.num_layers}"),
             (m.head == "mlp" and not (1 <= len(m.mlp_hidden) <= 2 and min(m.mlp_hidden, default=0) >= 1),
              f"model.mlp_hidden must list 1 or 2 positive widths, got {m.mlp_hidden}"),
             (m.lora_r < 0, f"model.lora_r must be >= 0 (0 disables LoRA), got {m.lora_r}"),

@@ -265,11 +265,14 @@ def set_pad(tokenizer, pad_id: int) -> None:
         tokenizer.pad_token = tokenizer.convert_ids_to_tokens(pad_id)
 
 
-def _from_pretrained(path: str, dtype: torch.dtype, trust: bool, **kw):
-    from transformers import AutoModelForSequenceClassification
+def _from_pretrained(path: str, dtype: torch.dtype, trust: bool, num_layers: int = 0, **kw):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     use_safe = check_checkpoint(path, trust)
     config = stored_config(path)  # an MLP-head checkpoint hides its model type from stock loaders
+    if num_layers:
+        config = config or AutoConfig.from_pretrained(path, num_labels=1, trust_remote_code=trust)
+        truncate_layers(config, num_layers, path)
     with quiet_transformers():
         return AutoModelForSequenceClassification.from_pretrained(
             path, **({"config": config} if config is not None else {"num_labels": 1}), dtype=dtype,
@@ -288,16 +291,35 @@ def _install_head(model: nn.Module, head: HeadConfig) -> None:
     model.score = make_head(model.config.get_text_config().hidden_size, head).to(dtype)
 
 
+def truncate_layers(config, num_layers: int, where: str) -> None:
+    """Keep the first ``num_layers`` transformer blocks of ``config`` (in place); loading then reads only
+    their weights, and the final hidden state is block ``num_layers``'s output (through the model's final
+    norm, for decoders that have one)."""
+    text = config.get_text_config()
+    total = getattr(text, "num_hidden_layers", None)
+    if total is None:
+        raise ValueError(f"{where}: its config has no num_hidden_layers, so model.num_layers cannot truncate it")
+    if not 1 <= num_layers <= total:
+        raise ValueError(f"model.num_layers={num_layers}: {where} has {total} blocks; choose 1..{total} (0: all)")
+    text.num_hidden_layers = num_layers
+    if getattr(text, "layer_types", None):  # per-block attention kinds (sliding / full) follow the blocks
+        text.layer_types = list(text.layer_types)[:num_layers]
+
+
 def build_reward_model(base: str, tokenizer, head: HeadConfig | None = None,
-                       dtype: torch.dtype = torch.float32, trust: bool = False) -> nn.Module:
-    """A fresh scalar RM on ``base`` (local dir, hub id, or an embedded alias) with a new head.
+                       dtype: torch.dtype = torch.float32, trust: bool = False, num_layers: int = 0) -> nn.Module:
+    """A fresh scalar RM on ``base`` (local dir, hub id, or an embedded alias) with a new head, on the
+    first ``num_layers`` blocks of ``base`` (0: all; :func:`truncate_layers`).
     ``tokenizer``'s pad becomes the model's (:func:`choose_pad_id`)."""
     head = head or HeadConfig()
-    model = _from_pretrained(resolve_model_path(base), dtype, trust)
+    model = _from_pretrained(resolve_model_path(base), dtype, trust, num_layers)
     model.config.pad_token_id = choose_pad_id(tokenizer)
     set_pad(tokenizer, model.config.pad_token_id)
     _install_head(model, head)
-    setattr(model.config, META_KEY, {"format_version": FORMAT_VERSION, "head": asdict(head)})
+    meta = {"format_version": FORMAT_VERSION, "head": asdict(head)}
+    if num_layers:  # recorded for adapters, whose base must be cut the same way (a full model's config says it)
+        meta["num_layers"] = num_layers
+    setattr(model.config, META_KEY, meta)
     enable_packing(model)
     return model
 
@@ -360,7 +382,8 @@ def _load_adapter(path: Path, dtype: torch.dtype, trust: bool) -> nn.Module:
     check_checkpoint(path, trust)  # vet the adapter before spending time on its base model
     meta = json.loads((path / "rewardlab_adapter.json").read_text())
     tok = AutoTokenizer.from_pretrained(str(path))
-    base = build_reward_model(adapter_base(path, meta["base_model"]), tok, HeadConfig(**meta["head"]), dtype, trust)
+    base = build_reward_model(adapter_base(path, meta["base_model"]), tok, HeadConfig(**meta["head"]), dtype, trust,
+                              meta.get("num_layers", 0))
     model = PeftModel.from_pretrained(base, str(path))
     return model.eval()
 
@@ -410,6 +433,9 @@ def _save_adapter(model: nn.Module, out: Path, base: str, kind: str | None) -> N
     config["base_model_name_or_path"] = base
     f.write_text(jsonout.dumps(config, indent=2, sort_keys=True) + "\n")
     meta = {"base_model": base, "head": asdict(head_config_of(unwrap(model).config))}
+    layers = (getattr(unwrap(model).config, META_KEY, None) or {}).get("num_layers")
+    if layers:  # the base is rebuilt on its first blocks only
+        meta["num_layers"] = layers
     if kind:  # a model kind other than the plain scalar RM (e.g. grm) loads through its own builder
         meta["kind"] = kind
     (out / "rewardlab_adapter.json").write_text(jsonout.dumps(meta, indent=2) + "\n")

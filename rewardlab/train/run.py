@@ -288,7 +288,13 @@ def _build_model(recipe: Recipe, base: str, tok) -> torch.nn.Module:
         build = build_grm_model
     else:
         build = build_reward_model
-    model = build(base, tok, head, torch.float32, recipe.model.trust_checkpoint)
+    layers = {"num_layers": recipe.model.num_layers} if recipe.model.num_layers else {}
+    try:
+        model = build(base, tok, head, torch.float32, recipe.model.trust_checkpoint, **layers)
+    except ValueError as e:
+        if "model.num_layers" in str(e):  # more blocks asked for than the model has: one line, not a traceback
+            raise ConfigError(str(e)) from None
+        raise
     if recipe.model.lora_r:
         return apply_lora(model, recipe)
     freeze_lower_layers(model, recipe.model.train_layers)

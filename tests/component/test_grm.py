@@ -233,7 +233,7 @@ def test_checkpoint_reloads_both_heads_for_further_training(tiny_llama, tok, pai
     final = tmp_path / "a" / "final"
     again = build_grm_model(str(final), tok)  # what model.path=final builds
     saved = load_grm_model(final)
-    assert again.config.rewardlab["head"] == {"type": "mlp", "hidden_sizes": [16, 8]}
+    assert again.config.rewardlab["head"] == {"type": "mlp", "hidden_sizes": [16, 8], "pooling": "last"}
     for (k, a), (k2, b) in zip(again.state_dict().items(), saved.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(a, b), k
     base = build_grm_model(str(tiny_llama), tok)

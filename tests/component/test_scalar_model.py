@@ -174,7 +174,7 @@ def test_saved_config_is_stock(saved_linear):
     assert cfg["id2label"] == {"0": "LABEL_0"}  # num_labels=1
     assert cfg["pad_token_id"] == 0 and cfg["eos_token_id"] == 3  # <pad>, distinct from <|im_end|>
     assert VARLEN not in (saved_linear / "config.json").read_text()  # another process could not load it
-    assert cfg["rewardlab"]["head"] == {"type": "linear", "hidden_sizes": [256]}
+    assert cfg["rewardlab"]["head"] == {"type": "linear", "hidden_sizes": [256], "pooling": "last"}
 
 
 def test_stock_transformers_gives_the_same_scores(saved_linear, convs):
@@ -298,7 +298,8 @@ def test_lora_adapter_round_trip(tiny_llama, convs, tmp_path):
     out = save_reward_model(model, tok, tmp_path / "adapter", merge=False, base_model=str(tiny_llama))
     assert (out / "adapter_config.json").exists() and not (out / "model.safetensors").exists()
     meta = json.loads((out / "rewardlab_adapter.json").read_text())
-    assert meta == {"base_model": os.path.relpath(tiny_llama, out), "head": {"type": "linear", "hidden_sizes": [256]}}
+    assert meta == {"base_model": os.path.relpath(tiny_llama, out),
+                    "head": {"type": "linear", "hidden_sizes": [256], "pooling": "last"}}
     assert_close(ScalarScorer(load_reward_model(out), tok).score(convs), before, **tol(model, before))
 
 
@@ -491,3 +492,36 @@ def test_mean_pooling_is_for_decoders(tiny_bert):
         build_reward_model(str(tiny_bert), tok, HeadConfig(pooling="mean"))
     with pytest.raises(ValueError, match="head.pooling must be one of"):
         HeadConfig(pooling="max")
+
+
+def test_a_model_on_its_first_blocks_is_a_smaller_stock_model(tiny_llama, convs, tmp_path):
+    """``num_layers``: the head reads the output of block N (through the final norm), exactly as the
+    full model's backbone computes it at block N; the checkpoint is an N-block model that stock
+    transformers scores identically, and too many blocks is one clear error."""
+    from transformers import AutoModelForSequenceClassification
+
+    tok = tokenizer_of(tiny_llama)
+    full = build_reward_model(str(tiny_llama), tok).eval()
+    total = full.config.num_hidden_layers
+    cut = build_reward_model(str(tiny_llama), tok, num_layers=1).eval()
+    assert cut.config.num_hidden_layers == 1 < total and len(backbone_of(cut).layers) == 1
+    perturb_(head_of(cut), seed=3)
+    ids = ScalarScorer(cut, tok).encode(convs[:1])[0]
+    with torch.no_grad():
+        inner = backbone_of(full)
+        h = inner.embed_tokens(torch.tensor([ids]))
+        pos = torch.arange(len(ids)).unsqueeze(0)
+        rope = inner.rotary_emb(h, pos)
+        mask = torch.full((len(ids), len(ids)), float("-inf")).triu(1)[None, None]
+        h = inner.layers[0](h, attention_mask=mask, position_ids=pos, position_embeddings=rope)
+        h = h[0] if isinstance(h, tuple) else h
+        want = head_of(cut)(inner.norm(h)[0, -1]).float()
+    got = ScalarScorer(cut, tok).score(convs[:1])
+    assert_close(got, want.reshape(1), **tol(cut, want.reshape(1)))
+    out = save_reward_model(cut, tok, tmp_path / "cut")
+    stock = AutoModelForSequenceClassification.from_pretrained(str(out)).eval()
+    assert stock.config.num_hidden_layers == 1
+    ours = ScalarScorer(cut, tok).score(convs)
+    assert_close(ScalarScorer(stock, tok).score(convs), ours, **tol(cut, ours))
+    with pytest.raises(ValueError, match=f"model.num_layers={total + 1}: .* has {total} blocks"):
+        build_reward_model(str(tiny_llama), tok, num_layers=total + 1)
