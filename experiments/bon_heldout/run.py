@@ -40,6 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--bon", default=str(SHARED / "alpacaeval-bon16" / "bon16.jsonl.gz"))
     p.add_argument("--model", default="smollm2", help="the frozen backbone (alias, directory or hub id)")
     p.add_argument("--pooling", default="mean", choices=["last", "mean"])
+    p.add_argument("--num-layers", type=int, default=9, help="blocks of the backbone the features come from (0: all)")
     p.add_argument("--head", default="linear", choices=["linear", "mlp"])
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--id-instructions", type=int, default=0,
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
 
     clock = Clock()
     built = bon_pairs_from_file(args.bon, min_gap=args.min_gap, seed=args.split_seed)
-    scorer = backbone_scorer(args.model, args.max_length)
+    scorer = backbone_scorer(args.model, args.max_length, args.num_layers)
     cache = FeatureCache(scorer.model, args.pooling, default_root())
     reward, trained = train_head(args, scorer, cache, built)
     by_id = {r.id: r for r in built.bon_heldout_id + built.bon_heldout_ood}
@@ -195,7 +196,7 @@ def write_readme(result: dict, out: Path) -> None:
             f"wall-min ({result['cache']['computed']} texts through the backbone, {result['cache']['from_cache']} from the "
             "feature cache that `experiments/learning_curve` fills).", "",
             "## Set-up", "",
-            f"- **Reward model**: frozen `{a['model']}`, `{a['pooling']}`-pooled features over {a['max_length']} tokens "
+            f"- **Reward model**: frozen `{a['model']}` (its first {a['num_layers'] or 'all'} blocks), `{a['pooling']}`-pooled features over {a['max_length']} tokens "
             f"({result['dtype']}), a `{a['head']}` Bradley-Terry head on standardised features, trained on every pair of "
             f"the training split: {t['train_pairs']} pairs from {t['train_instructions']} instructions (gold gap >= "
             f"{a['min_gap']}); settings chosen on the last {pct(a['val_fraction'])}% of them: {t['choice']}.",

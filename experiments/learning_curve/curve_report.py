@@ -124,7 +124,7 @@ def write(result: dict, out: Path) -> None:
         "",
         "## Set-up",
         "",
-        f"- **Model**: frozen `{args['model']}`, features `{args['pooling']}`-pooled over "
+        f"- **Model**: frozen `{args['model']}` (its first {args['num_layers'] or 'all'} blocks), features `{args['pooling']}`-pooled over "
         f"{args['max_length']} tokens, a `{args['head']}` head trained with rewardlab's Bradley-Terry loss on "
         "standardised features (`experiments/rm_table/heads.py`: learning rate, weight decay and epochs chosen "
         f"on the last {pct(args['val_fraction'])}% of each training set's instructions, then refitted on all of it).",

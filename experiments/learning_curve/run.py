@@ -38,6 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--hh", default=str(SHARED / "hh-rlhf-harmless" / "test.jsonl.gz"), help="HH-RLHF harmless pairs")
     p.add_argument("--model", default="smollm2", help="the frozen backbone (alias, directory or hub id)")
     p.add_argument("--pooling", default="mean", choices=["last", "mean"])
+    p.add_argument("--num-layers", type=int, default=9, help="blocks of the backbone the features come from (0: all)")
     p.add_argument("--head", default="linear", choices=["linear", "mlp"])
     p.add_argument("--max-length", type=int, default=256, help="tokens per text (prompt + response)")
     p.add_argument("--sizes", default="250,500,1000,2000,all", help="AlpacaEval training-set sizes, in pairs")
@@ -75,7 +76,7 @@ def backbone(args):
 
     from rewardlab.models.feature_cache import FeatureCache, default_root
 
-    scorer = backbone_scorer(args.model, args.max_length)
+    scorer = backbone_scorer(args.model, args.max_length, args.num_layers)
     return scorer, FeatureCache(scorer.model, args.pooling, default_root())
 
 

@@ -144,8 +144,9 @@ def run_baselines(args, sets: dict, runs: Path) -> None:
         save_row(runs, f"prefer-{direction}", {**row, "cost": clock.read()})
 
 
-def backbone_scorer(path: str, max_length: int):
-    """A ScalarScorer on a fresh reward model over ``path`` (its head is not used: only its features)."""
+def backbone_scorer(path: str, max_length: int, num_layers: int = 0):
+    """A ScalarScorer on a fresh reward model over ``path`` (its head is not used: only its features),
+    on its first ``num_layers`` blocks (0: all)."""
     from transformers import AutoTokenizer
 
     from rewardlab.assets import resolve_model_path
@@ -155,7 +156,7 @@ def backbone_scorer(path: str, max_length: int):
     local = str(resolve_model_path(path))
     tok = AutoTokenizer.from_pretrained(local)
     with quiet_transformers():
-        model = build_reward_model(local, tok).eval()
+        model = build_reward_model(local, tok, num_layers=num_layers).eval()
     return ScalarScorer(model, tok, max_length=max_length, batch_tokens=8192)
 
 

@@ -47,8 +47,9 @@ def run(args) -> int:
         e = metrics["eval"]
         lo, hi = e["ci95"]
         print(
-            f"held-out accuracy: {e['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}) on {e['n']} pairs, "
-            f"{e['ties']} ties"
+            f"held-out accuracy: {e['accuracy']:.3f} (95% CI {lo:.3f}-{hi:.3f}) on {e['n']} pairs"
+            + (f" from {e['prompts']} prompts (resampled by prompt)" if e.get("prompts", e["n"]) < e["n"] else "")
+            + f", {e['ties']} ties"
         )
         print(length_line(e.get("length")))
     print(f"wall time: {time.perf_counter() - start:.0f} s (loading, training and the final evaluation)")

@@ -55,34 +55,49 @@ def pair_outcomes(chosen: torch.Tensor, rejected: torch.Tensor, tie_tol: float =
     return np.where(np.abs(gap) <= tie_tol, 0.5, (gap > 0).astype(float))
 
 
-def accuracy_table(pairs: Sequence[PreferencePair], outcomes: np.ndarray, seed: int = 0) -> dict:
-    """``accuracy`` (ties count half), ``accuracy_ties_as_loss``, ``n``, ``ties``, ``ci95``, ``per_subset``;
-    the accuracies of no pairs are ``None`` (not defined)."""
+def prompt_groups(pairs: Sequence[PreferencePair]) -> list[str]:
+    """The cluster of each pair for bootstrap intervals: its prompt. Pairs that share a prompt (best-of-n
+    pairs of one instruction: they also share samples) are not independent, so they are resampled
+    together; pairs with prompts of their own are resampled one by one, as before."""
+    import json
 
-    def block(o: np.ndarray) -> dict:
+    return [json.dumps(p.prompt, sort_keys=True) for p in pairs]
+
+
+def accuracy_table(pairs: Sequence[PreferencePair], outcomes: np.ndarray, seed: int = 0,
+                   groups: Sequence | None = None) -> dict:
+    """``accuracy`` (ties count half), ``accuracy_ties_as_loss``, ``n``, ``ties``, ``ci95``, ``per_subset``;
+    the accuracies of no pairs are ``None`` (not defined). ``groups``: a cluster per pair for the intervals
+    (default: :func:`prompt_groups`); ``prompts`` counts the clusters."""
+    groups = np.asarray(prompt_groups(pairs) if groups is None else groups, dtype=str)
+
+    def block(o: np.ndarray, g: np.ndarray) -> dict:
         return {
             "accuracy": float(o.mean()) if o.size else None,
             "accuracy_ties_as_loss": float((o == 1).mean()) if o.size else None,
             "n": int(o.size),
             "ties": int((o == 0.5).sum()),
-            "ci95": bootstrap_ci(o, seed=seed),
+            "ci95": bootstrap_ci(o, seed=seed, groups=g),
+            "prompts": len(set(g.tolist())),
         }
 
-    groups: dict[str, list[int]] = defaultdict(list)
+    subsets: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(pairs):
-        groups[p.subset or p.source or "all"].append(i)
-    result = block(outcomes)
-    result["per_subset"] = {k: block(outcomes[idx]) for k, idx in sorted(groups.items())}
+        subsets[p.subset or p.source or "all"].append(i)
+    result = block(outcomes, groups)
+    result["per_subset"] = {k: block(outcomes[idx], groups[idx]) for k, idx in sorted(subsets.items())}
     return result
 
 
-def length_report(pairs: Sequence[PreferencePair], outcomes: np.ndarray, seed: int = 0) -> dict:
+def length_report(pairs: Sequence[PreferencePair], outcomes: np.ndarray, seed: int = 0,
+                  groups: Sequence | None = None) -> dict:
     """The model against length alone, on the same pairs (see :mod:`rewardlab.eval.baselines`).
 
     ``prefer_longer`` / ``prefer_shorter``: the accuracy of each length heuristic; ``length_controlled_accuracy``:
     the model's accuracy with length balanced out (0.5 for any length heuristic); ``vs_best``: the
     better heuristic on these pairs (chosen after seeing them, so the comparison favours length) and the
-    model's accuracy minus its accuracy, ``difference``, with a paired bootstrap 95% interval over pairs.
+    model's accuracy minus its accuracy, ``difference``, with a paired bootstrap 95% interval (resampling
+    ``groups``, default :func:`prompt_groups`, as :func:`accuracy_table` does).
     """
     from rewardlab.eval.baselines import length_controlled, length_outcomes
 
@@ -93,7 +108,8 @@ def length_report(pairs: Sequence[PreferencePair], outcomes: np.ndarray, seed: i
         best = max(by_name, key=lambda k: by_name[k].mean())
         diff = outcomes - by_name[best]
         report["vs_best"] = {"baseline": best, "difference": float(diff.mean()),
-                             "ci95": bootstrap_ci(diff, seed=seed)}
+                             "ci95": bootstrap_ci(diff, seed=seed,
+                                                  groups=prompt_groups(pairs) if groups is None else groups)}
     return report
 
 
@@ -122,8 +138,9 @@ def evaluate_pairs(
         chosen = scorer.score([p.conversation("chosen") for p in pairs])
         rejected = scorer.score([p.conversation("rejected") for p in pairs])
     outcomes = pair_outcomes(chosen, rejected, tie_tol)
-    summary = accuracy_table(pairs, outcomes, seed)
-    summary["length"] = length_report(pairs, outcomes, seed)
+    groups = prompt_groups(pairs)
+    summary = accuracy_table(pairs, outcomes, seed, groups)
+    summary["length"] = length_report(pairs, outcomes, seed, groups)
     rows = [
         {
             "id": p.id,

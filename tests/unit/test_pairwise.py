@@ -178,3 +178,24 @@ def test_write_results_puts_per_pair_rows_beside_the_summary(tmp_path):
     assert per_pair == tmp_path / "deep" / "res.pairs.jsonl"
     assert json.loads(out.read_text()) == summary
     assert [json.loads(line) for line in per_pair.read_text().splitlines()] == rows
+
+
+def test_pairs_that_share_a_prompt_are_resampled_together():
+    """Best-of-n pairs of one instruction share its prompt: the interval resamples prompts, so it is wider
+    than one that pretends the pairs independent, and it says how many prompts it rests on."""
+    pairs, outcomes = [], []
+    for k in range(12):  # 12 prompts with 10 pairs each; within a prompt the outcomes agree
+        for j in range(10):
+            pairs.append(PreferencePair([{"role": "user", "content": f"q{k}"}],
+                                        [{"role": "assistant", "content": "a" * (j + 2)}],
+                                        [{"role": "assistant", "content": "b"}], id=f"{k}:{j}"))
+            outcomes.append(1.0 if k % 3 else 0.0)
+    o = np.array(outcomes)
+    table = accuracy_table(pairs, o)
+    assert table["prompts"] == 12 and table["n"] == 120
+    assert table["ci95"] == bootstrap_ci(o, groups=[p.id.split(":")[0] for p in pairs])
+    lo, hi = table["ci95"]
+    plo, phi = bootstrap_ci(o)
+    assert hi - lo > 2 * (phi - plo)
+    own = [PreferencePair([{"role": "user", "content": f"q{i}"}], p.chosen, p.rejected) for i, p in enumerate(pairs)]
+    assert accuracy_table(own, o)["ci95"] == [plo, phi] and accuracy_table(own, o)["prompts"] == 120
