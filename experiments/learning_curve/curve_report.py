@@ -9,8 +9,8 @@ from rewardlab import jsonout
 from rewardlab.precision import cpu_name
 
 
-def pct(x: float) -> str:
-    return f"{100 * x:.1f}"
+def pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
 
 
 def interval(x: float, ci) -> str:

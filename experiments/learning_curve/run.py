@@ -25,7 +25,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SHARED = REPO.parent / "shared" / "data"
-sys.path.insert(0, str(HERE.parent / "rm_table"))  # heads.py and the feature helpers of the table
+sys.path.insert(0, str(HERE))  # curve_report.py
+sys.path.insert(0, str(HERE.parent / "rm_table"))  # heads.py and the feature helpers of the table (its run.py first)
 
 log = logging.getLogger("learning_curve")
 
