@@ -69,3 +69,26 @@ def test_bt_margin_trains_on_gold_margins_and_reports_the_ood_set(tmp_path, tiny
     assert saved["eval_sets"] == metrics["eval_sets"]
     assert json.loads((tmp_path / "run" / "eval_ood.json").read_text())["n"] == 32
     assert (tmp_path / "run" / "eval_ood.pairs.jsonl").exists()
+
+
+def test_the_main_jobs_recipe_runs_as_it_is_on_tiny_data(tmp_path, tiny_llama, capsys):
+    """configs/smollm2_alpaca_bt.yaml unchanged but for the model, the file and the sizes: whole
+    instructions for training and evaluation, a mean-pooled head on the first block, and an interval that
+    resamples prompts."""
+    from rewardlab.cli.main import main
+
+    data = write_jsonl(tmp_path / "bon.jsonl", bon_rows())
+    out = tmp_path / "main"
+    assert main(["train", str(REPO / "configs" / "smollm2_alpaca_bt.yaml"), f"model.path={tiny_llama}",
+                 f"data.bon_pairs={data}", "model.num_layers=1", "data.bon_train_instructions=5",
+                 "data.bon_eval_instructions=2", "data.max_length=48", "train.lr=3e-2", f"output_dir={out}",
+                 f"train.feature_cache_dir={tmp_path / 'features'}"]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    used = metrics["data"]["bon_pairs"]["used"]
+    assert used["train"] == {"pairs": 20, "instructions": 5} and used["heldout"] == {"pairs": 8, "instructions": 2}
+    assert metrics["eval"]["prompts"] == 2 and "from 2 prompts (resampled by prompt)" in printed
+    assert "length alone on the same pairs" in printed and "wall time" in printed
+    config = json.loads((out / "final" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 1 and config["rewardlab"]["head"]["pooling"] == "mean"
+    assert metrics["train"]["features"]["pooling"] == "mean"
