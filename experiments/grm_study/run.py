@@ -10,6 +10,14 @@ reuses every finished model and evaluation, so an interrupted study continues wh
 
     python experiments/grm_study/run.py                  # default sizes, see --help
     python experiments/grm_study/run.py --sizes 64,all   # the second size = every training pair
+
+``--split source`` takes every set from the gold-labelled AlpacaEval pairs instead (``rewardlab.data.bon_pairs``:
+ID = held-out selfinstruct / oasst / helpful_base instructions, OOD = koala / vicuna, training = the
+rest; no instruction in two sets), and ``--extra-alpha A`` runs every GRM row again at α = A:
+
+    python experiments/grm_study/run.py --split source --sizes 500,2000 --id-size 400 --ood-size 400 \
+        --methods bt,grm_sft,grm_dpo,grm_dpo_noref --extra-alpha 0.1 --max-length 256 --ood-max-length 256 \
+        --runs experiments/grm_study/runs-source --out experiments/grm_study/source
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import shlex
 import sys
 import time
@@ -44,6 +53,16 @@ METHODS = {
 log = logging.getLogger("grm_study")
 
 
+def methods_table(args) -> dict[str, tuple[str, str, list[str]]]:
+    """:data:`METHODS`, plus every GRM row again at ``--extra-alpha`` (``<method>_a<α>``)."""
+    table = dict(METHODS)
+    if getattr(args, "extra_alpha", None) is not None:
+        for m, (label, variant, extra) in METHODS.items():
+            if variant.startswith("grm"):
+                table[f"{m}_a{args.extra_alpha:g}"] = (f"{label} α={args.extra_alpha:g}", variant, extra)
+    return table
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -51,6 +70,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="HH-RLHF harmless transcripts (in-distribution data)")
     p.add_argument("--bon", default=str(SHARED / "alpacaeval-bon16" / "bon16.jsonl.gz"),
                    help="AlpacaEval best-of-16 samples with gold judgements (out-of-distribution pairs)")
+    p.add_argument("--split", default="hh", choices=["hh", "source"],
+                   help="hh: train on HH-RLHF, ID = held-out HH pairs, OOD = AlpacaEval gold pairs; source: everything "
+                   "from the AlpacaEval gold pairs (rewardlab.data.bon_pairs), ID = held-out selfinstruct / oasst / "
+                   "helpful_base instructions, OOD = koala / vicuna, no instruction in two sets")
+    p.add_argument("--extra-alpha", type=float, default=None,
+                   help="also run every GRM row at this α (rows named <method>_a<α>)")
     p.add_argument("--model", default="smollm2", help="backbone: smollm2 (embedded), a directory or a hub id")
     p.add_argument("--sizes", default="64,192",
                    help="training-set sizes, comma-separated; 'all' = every pair not held out")
@@ -78,17 +103,42 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def build_source_data(args, runs: Path) -> dict:
+    """``--split source``: the gold pairs of ``rewardlab.data.bon_pairs`` (gap >= --ood-min-gap, split seed
+    --seed). Training sets are the first N pairs of the training split (whole instructions, nested); the ID
+    and OOD sets are --id-size / --ood-size pairs dealt one per instruction in turn (0: all)."""
+    from rewardlab.data.bon_pairs import bon_pairs_from_file, take_pairs
+    from rewardlab.data.load import write_pairs_jsonl
+
+    built = bon_pairs_from_file(args.bon, min_gap=args.ood_min_gap, seed=args.seed)
+    sizes = {}
+    for s in args.sizes.split(","):
+        n = len(built.train) if s.strip() == "all" else int(s)
+        if not 0 < n <= len(built.train):
+            sys.exit(f"--sizes: {s} is not in 1..{len(built.train)} (training pairs of the source split)")
+        pairs, _ = take_pairs(built.train, n)
+        sizes[n] = write_pairs_jsonl(pairs, runs / "data" / f"train_{n}.jsonl")
+    id_eval, _ = take_pairs(built.heldout, args.id_size or None, spread=True)
+    ood_eval, _ = take_pairs(built.ood, args.ood_size or None, spread=True)
+    return {"sizes": sizes, "split": "source", "stats": built.stats, "pool": len(built.train),
+            "id_eval": id_eval, "ood_eval": ood_eval, "hh_margins": True}
+
+
 def build_data(args, runs: Path) -> dict:
     """Write the pair sets once: ``id_eval``, ``ood_eval`` and one training file per size."""
     from rewardlab.eval.study import id_ood_sets
+
+    if args.split == "source":
+        return build_source_data(args, runs)
 
     try:
         d = id_ood_sets(args.hh, args.bon, runs, args.id_size, args.ood_size, args.sizes.split(","),
                         args.seed, args.ood_min_gap)
     except ValueError as e:
         sys.exit(f"--sizes: {e}")
-    return {"sizes": d["train_files"], "hh_report": d["hh_report"], "pool": d["pool"], "id_eval": d["id_eval"],
-            "ood_eval": d["ood_eval"], "ood_stats": d["ood_stats"], "hh_margins": d["hh_margins"]}
+    return {"sizes": d["train_files"], "split": "hh", "hh_report": d["hh_report"], "pool": d["pool"],
+            "id_eval": d["id_eval"], "ood_eval": d["ood_eval"], "ood_stats": d["ood_stats"],
+            "hh_margins": d["hh_margins"]}
 
 
 def train_one(args, method: str, n: int, train_file: Path, runs: Path) -> tuple[Path | None, dict]:
@@ -96,7 +146,7 @@ def train_one(args, method: str, n: int, train_file: Path, runs: Path) -> tuple[
     from rewardlab.config import load_recipe
     from rewardlab.train.run import train_reward_model
 
-    label, variant, extra = METHODS[method]
+    label, variant, extra = methods_table(args)[method]
     out = runs / f"n{n}" / method
     metrics_file = out / "metrics.json"
     if metrics_file.exists():
@@ -112,7 +162,9 @@ def train_one(args, method: str, n: int, train_file: Path, runs: Path) -> tuple[
     if method == "bt_ens":
         overrides.append(f"train.ensemble={args.ensemble}")
     if variant.startswith("grm"):
-        overrides += [f"variant.alpha={args.alpha}"] if args.alpha is not None else []
+        extra_alpha = re.search(r"_a([0-9.e+-]+)$", method)  # a row of --extra-alpha
+        alpha = float(extra_alpha.group(1)) if extra_alpha else args.alpha
+        overrides += [f"variant.alpha={alpha}"] if alpha is not None else []
         overrides += [f"variant.beta={args.beta}"] if args.beta is not None else []
     recipe = load_recipe(None, overrides)
     if recipe.train.ensemble > 1:
@@ -132,16 +184,19 @@ def main(argv=None) -> int:
     # runs/ keeps one folder per training size, so adding a size reuses the others
     runs = start_study(args, (args.hh, args.bon), args.runs, ignore=("runs", "out", "methods", "sizes"))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    table = methods_table(args)
     for m in methods:
-        if m not in METHODS:
-            sys.exit(f"--methods: unknown row {m!r}; known: {', '.join(METHODS)}")
+        if m not in table:
+            sys.exit(f"--methods: unknown row {m!r}; known: {', '.join(table)}")
+    if args.extra_alpha is not None:  # every GRM row again at the larger α
+        methods += [f"{m}_a{args.extra_alpha:g}" for m in methods if m.startswith("grm")]
     start = time.time()
     data = build_data(args, runs)
     results: dict = {"args": vars(args), "rows": {}, "train_seconds": {}, "skipped": {}}
     for n, train_file in data["sizes"].items():
         for m in methods:
             key = f"{m}@{n}"
-            if m == "bt_margin" and not data["hh_margins"]:
+            if m == "bt_margin" and not data["hh_margins"]:  # (source pairs carry their gold gap)
                 results["skipped"][key] = "HH-RLHF pairs carry no preference strength, so there is no margin to use"
                 continue
             log.info("=== %s: training on %d pairs", key, n)
@@ -158,9 +213,9 @@ def main(argv=None) -> int:
                 row[name] = {k: summary[k] for k in ("accuracy", "ci95", "n", "ties")}
             results["rows"][key] = row
     results["wall_seconds"] = round(time.time() - start, 1)
-    results["data"] = {"hh_report": data["hh_report"], "train_pool": data["pool"],
+    results["data"] = {"split": data["split"], "hh_report": data.get("hh_report"), "train_pool": data["pool"],
                        "id_eval": len(data["id_eval"]), "ood_eval": len(data["ood_eval"]),
-                       "ood_rule": data["ood_stats"], "sizes": list(data["sizes"])}
+                       "ood_rule": data.get("ood_stats"), "bon_pairs": data.get("stats"), "sizes": list(data["sizes"])}
     write_report(args, results, methods, argv)
     return 0
 
@@ -175,7 +230,7 @@ def write_report(args, results: dict, methods: list[str], argv) -> None:
     columns = [f"{split} (n={n})" for n in sizes for split in ("ID", "OOD")]
     cells, plot_rows = {}, {}
     for m in methods:
-        label = METHODS[m][0]
+        label = methods_table(args)[m][0]
         plot_rows[label] = {}
         for n in sizes:
             key = f"{m}@{n}"
@@ -187,10 +242,9 @@ def write_report(args, results: dict, methods: list[str], argv) -> None:
     plot_accuracy(plot_rows, out / "accuracy.png",
                   title=f"Preference accuracy, SmolLM2-135M-Instruct (LoRA r={args.lora_r}); bars: 95% bootstrap CI")
     d = results["data"]
-    rule = d["ood_rule"]
     command = " ".join(["python experiments/grm_study/run.py",
                         shlex.join(sys.argv[1:] if argv is None else argv)]).strip()
-    remarks = "\n".join(compare_to_bt(results, methods, sizes, Path(args.runs))) or "- (no BT baseline to compare)"
+    remarks = "\n".join(compare_to_bt(results, methods, sizes, Path(args.runs), args)) or "- (no BT baseline to compare)"
     reading = "\n".join(reading_lines(results, methods, sizes, Path(args.runs), args))
     skipped = "\n".join(f"- `{k}`: {v}." for k, v in results["skipped"].items()) or "- none"
     times = ", ".join(f"{k} {v:.0f} s" for k, v in results["train_seconds"].items() if v)
@@ -213,21 +267,13 @@ at lr 0.01. Wall time of this invocation: {results['wall_seconds'] / 60:.1f} min
 
 ## Results (preference accuracy %, 95% bootstrap interval)
 
-{markdown_table([METHODS[m][0] for m in methods], columns, cells)}
+{markdown_table([methods_table(args)[m][0] for m in methods], columns, cells)}
 
 ![accuracy](accuracy.png)
 
 ## Data
 
-- **Training / ID**: `{Path(args.hh).name}` read as HH transcripts, lenient: read {d['hh_report']['read']}, kept
-  {d['hh_report']['kept']}, dropped {d['hh_report']['dropped']}. {d['id_eval']} pairs are held out (seed {args.seed})
-  as the in-distribution test set; the training sets are the first {', '.join(map(str, sizes))} of the
-  remaining {d['train_pool']} pairs (the larger contains the smaller).
-- **OOD**: `{Path(args.bon).name}`: for each of the {rule['instructions']} instructions, the two labelled samples
-  whose GPT-4 gold preferences differ most, if they differ by at least {rule['min_gap']} (the higher one is
-  chosen; one pair per instruction). That gives {rule['pairs']} pairs ({rule['no_gap']} instructions have no such
-  pair, {rule['identical_texts']} identical-text pairs skipped); {d['ood_eval']} of them are used (seed {args.seed}).
-  OOD sequences are cut to {args.ood_max_length} tokens.
+{data_lines(args, d, sizes)}
 
 Rows not run:
 {skipped}
@@ -247,6 +293,32 @@ Training time per model: {times}.
 """
     (out / "README.md").write_text(text)
     log.info("wrote %s, %s and %s", out / "README.md", out / "results.json", out / "accuracy.png")
+
+
+def data_lines(args, d: dict, sizes) -> str:
+    """The README's data rules for the split the study ran on."""
+    if d["split"] == "source":
+        st = d["bon_pairs"]
+        return (f"- **Source split** (`--split source`): `{Path(args.bon).name}` made into pairs by "
+                f"`rewardlab.data.bon_pairs` (two samples of one instruction whose GPT-4 gold preferences differ by at "
+                f"least {st['min_gap']}; the higher is chosen, the gap is the margin). Instructions of "
+                f"{', '.join(st['id_sources'])} are split by a seeded hash ({st['heldout_fraction']:g} held out, seed "
+                f"{st['seed']}); {', '.join(st['ood_sources'])} are out of distribution; no instruction is in two sets.\n"
+                f"- **Training**: the first {', '.join(map(str, sizes))} of the {d['train_pool']} training pairs, whole "
+                "instructions in split order (the larger contains the smaller).\n"
+                f"- **ID / OOD**: {d['id_eval']} held-out and {d['ood_eval']} OOD pairs, dealt one per instruction in "
+                f"turn. Intervals and the differences against BT resample instructions. ID sequences are cut to "
+                f"{args.max_length} tokens, OOD ones to {args.ood_max_length}.")
+    rule = d["ood_rule"]
+    return (f"- **Training / ID**: `{Path(args.hh).name}` read as HH transcripts, lenient: read {d['hh_report']['read']}, "
+            f"kept {d['hh_report']['kept']}, dropped {d['hh_report']['dropped']}. {d['id_eval']} pairs are held out "
+            f"(seed {args.seed}) as the in-distribution test set; the training sets are the first "
+            f"{', '.join(map(str, sizes))} of the remaining {d['train_pool']} pairs (the larger contains the smaller).\n"
+            f"- **OOD**: `{Path(args.bon).name}`: for each of the {rule['instructions']} instructions, the two labelled "
+            f"samples whose GPT-4 gold preferences differ most, if they differ by at least {rule['min_gap']} (the higher "
+            f"one is chosen; one pair per instruction). That gives {rule['pairs']} pairs ({rule['no_gap']} instructions "
+            f"have no such pair, {rule['identical_texts']} identical-text pairs skipped); {d['ood_eval']} of them are "
+            f"used (seed {args.seed}). OOD sequences are cut to {args.ood_max_length} tokens.")
 
 
 def reading_lines(results: dict, methods: list[str], sizes: list[int], runs: Path, args) -> list[str]:
@@ -276,15 +348,21 @@ def reading_lines(results: dict, methods: list[str], sizes: list[int], runs: Pat
     return lines
 
 
-def compare_to_bt(results: dict, methods: list[str], sizes: list[int], runs: Path) -> list[str]:
+def compare_to_bt(results: dict, methods: list[str], sizes: list[int], runs: Path, args) -> list[str]:
+    """Each row minus BT on the same pairs; with ``--split source`` whole instructions are resampled (an
+    instruction's pairs share its prompt and samples)."""
+    from rewardlab.data.bon_pairs import instruction_of
     from rewardlab.eval.study import paired_lines
+
+    table = methods_table(args)
+    groups = instruction_of if args.split == "source" else None
 
     lines = []
     for n in sizes:
         if f"bt@{n}" in results["rows"]:
             others = [m for m in methods if m != "bt" and f"{m}@{n}" in results["rows"]]
             lines += paired_lines(lambda m, split, n=n: runs / f"n{n}" / m / f"eval_{split}.json", "bt", others,
-                                  lambda m: METHODS[m][0], prefix=f"n={n}, ")
+                                  lambda m: table[m][0], prefix=f"n={n}, ", groups=groups)
     return lines
 
 

@@ -153,15 +153,16 @@ def chance_line(rows: dict[str, dict[str, dict]], splits: Sequence[str] = ("ID",
 
 
 def paired_lines(summary_path, base: str, others: Sequence[str], label, splits: Sequence[str] = ("ID", "OOD"),
-                 prefix: str = "") -> list[str]:
+                 prefix: str = "", groups=None) -> list[str]:
     """``others`` against ``base`` on the same pairs: one line per (split, row) with the accuracy
     difference in points, its paired-bootstrap 95% interval and a verdict. ``summary_path(row, split)``
-    locates a cached evaluation summary; ``label(row)`` names a row."""
+    locates a cached evaluation summary; ``label(row)`` names a row; ``groups`` as in
+    :func:`paired_difference` (clusters resampled together)."""
     lines = []
     for split in splits:
         ref = load_outcomes(summary_path(base, split))
         for m in others:
-            diff, (lo, hi) = paired_difference(load_outcomes(summary_path(m, split)), ref)
+            diff, (lo, hi) = paired_difference(load_outcomes(summary_path(m, split)), ref, groups=groups)
             verdict = "better" if lo > 0 else "worse" if hi < 0 else "no clear difference"
             lines.append(f"- {prefix}{split}, {label(m)}: {100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
                          f" → {verdict}")
