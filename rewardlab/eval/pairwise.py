@@ -59,9 +59,9 @@ def prompt_groups(pairs: Sequence[PreferencePair]) -> list[str]:
     """The cluster of each pair for bootstrap intervals: its prompt. Pairs that share a prompt (best-of-n
     pairs of one instruction: they also share samples) are not independent, so they are resampled
     together; pairs with prompts of their own are resampled one by one, as before."""
-    import json
+    from rewardlab import jsonout
 
-    return [json.dumps(p.prompt, sort_keys=True) for p in pairs]
+    return [jsonout.dumps(p.prompt, sort_keys=True) for p in pairs]
 
 
 def accuracy_table(pairs: Sequence[PreferencePair], outcomes: np.ndarray, seed: int = 0,

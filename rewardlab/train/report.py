@@ -21,7 +21,8 @@
 - ``recipe``: every recipe key as given (``train.dtype`` may say ``auto``: ``train.dtype`` above says
   what it became);
 - ``eval`` (with held-out pairs): ``accuracy`` (ties count half), ``accuracy_ties_as_loss``,
-  ``n``, ``ties``, ``ci95``, ``per_subset``, ``length`` (length alone on the same pairs:
+  ``n``, ``ties``, ``ci95`` (resampling prompts: pairs that share one move together), ``prompts``,
+  ``per_subset``, ``length`` (length alone on the same pairs:
   :func:`rewardlab.eval.pairwise.length_report`); the same is written to ``eval.json``. A frozen backbone
   is evaluated from its cached float32 features, whatever ``train.dtype``;
 - ``eval_sets`` (only with further eval sets, e.g. ``ood`` from ``data.bon_pairs``): the same per

@@ -35,7 +35,7 @@ METRICS_KEYS = {
     "recipe",
     "eval",
 }
-EVAL_KEYS = {"accuracy", "accuracy_ties_as_loss", "n", "ties", "ci95", "per_subset", "length"}
+EVAL_KEYS = {"accuracy", "accuracy_ties_as_loss", "n", "ties", "ci95", "prompts", "per_subset", "length"}
 
 
 @pytest.fixture(autouse=True, scope="module")
