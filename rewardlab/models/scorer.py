@@ -75,14 +75,16 @@ class PairScoringMixin:
     ``score_ids`` and ``score`` (the single model and the ensemble share them)."""
 
     def score_pairs(self, pairs: Sequence[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rewards of chosen and rejected responses, each ``(n,)``, in one batched pass."""
-        seqs = []
+        """Rewards of chosen and rejected responses, each ``(n,)``, in one batched pass. A text that several
+        pairs share (best-of-n pairs of one instruction share their samples) is scored once."""
+        index: dict[tuple[int, ...], int] = {}
+        where = []
         for side in ("chosen", "rejected"):
             for p in pairs:
                 enc = self.encoder.encode(p.prompt, getattr(p, side), p.id)
                 self._check_length(enc.ids, p.id)
-                seqs.append(enc.ids)
-        r = self.score_ids(seqs)
+                where.append(index.setdefault(tuple(enc.ids), len(index)))
+        r = self.score_ids([list(ids) for ids in index])[torch.tensor(where, dtype=torch.long)]
         return r[: len(pairs)], r[len(pairs):]
 
     def compare(self, prompts: Sequence[Conversation], a: Sequence[Conversation],

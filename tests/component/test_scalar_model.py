@@ -525,3 +525,25 @@ def test_a_model_on_its_first_blocks_is_a_smaller_stock_model(tiny_llama, convs,
     assert_close(ScalarScorer(stock, tok).score(convs), ours, **tol(cut, ours))
     with pytest.raises(ValueError, match=f"model.num_layers={total + 1}: .* has {total} blocks"):
         build_reward_model(str(tiny_llama), tok, num_layers=total + 1)
+
+
+def test_pairs_that_share_texts_score_each_text_once(llama_rm, convs, monkeypatch):
+    """Best-of-n pairs of one instruction share their samples: each distinct text runs once, and every
+    pair gets the score its texts have alone."""
+    from rewardlab.types import PreferencePair
+
+    model, tok = llama_rm
+    scorer = ScalarScorer(model, tok)
+    prompt = convs[0][:1]
+    answers = [c[1:] for c in convs[:4]]
+    pairs = [PreferencePair(prompt, answers[i], answers[j], id=f"q:{i}>{j}") for i in range(4) for j in range(4) if i != j]
+    seen = []
+    real = ScalarScorer.score_ids
+    monkeypatch.setattr(ScalarScorer, "score_ids", lambda self, seqs: seen.append(len(seqs)) or real(self, seqs))
+    chosen, rejected = scorer.score_pairs(pairs)
+    assert seen == [4]  # 12 pairs, 24 sides, 4 texts
+    alone = scorer.score([prompt + a for a in answers])
+    want_c = torch.stack([alone[int(p.id[2])] for p in pairs])
+    want_r = torch.stack([alone[int(p.id[4])] for p in pairs])
+    assert_close(chosen, want_c, **tol(model, want_c))
+    assert_close(rejected, want_r, **tol(model, want_r))
