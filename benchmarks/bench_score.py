@@ -6,12 +6,13 @@ Both sides of the first ``--pairs`` HH-harmless pairs are encoded once with rewa
 - ``naive``: file order, ``--naive-batch`` sequences per batch, right padding to the batch maximum,
   fp32, ``torch.no_grad``, the stock ``model(input_ids, attention_mask).logits`` (SDPA attention);
 - ``rewardlab fp32``: ``ScalarScorer.score_ids`` (length-sorted, ``inference_mode``; packed rows on a
-  CPU, padded batches on a GPU: ``rewardlab.models.packing.packing_pays``);
+  CPU, and on a GPU with flex attention: ``rewardlab.models.batching.choose_layout``);
 - ``rewardlab bf16``: what ``ScalarScorer.load(dtype="bfloat16")`` runs: linear layers in bf16, the
   residual stream, norms and reward head in fp32 (``rewardlab.precision.bf16_matmuls``);
-- with ``--layout-variants``: both rewardlab contenders in the other batch layout: packed rows (one
-  attention call per sequence and layer) on a GPU, length-sorted padded batches (one attention call
-  per layer) on a CPU;
+- with ``--layout-variants``: both rewardlab contenders in the other batch layout (length-sorted padded
+  batches where rewardlab packs, packed rows where it pads);
+- with ``--compile-modes``: rewardlab bf16 with its backbone under ``torch.compile`` (``reduce-overhead``
+  adds CUDA graphs);
 - with ``--bf16-variants``: other bf16 choices for comparison (bf16 matmuls but fp32 q/k/v
   projections; the whole model cast to bf16; that cast
   with the final norm + head kept in fp32; fp32 weights under ``torch.autocast``).
@@ -56,10 +57,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="pairs timed together (0: all at once); each chunk's fastest repeat counts")
     p.add_argument("--repeats", type=int, default=2, help="runs of each chunk per contender, interleaved")
     p.add_argument("--peak-repeats", type=int, default=5, help="timed matmuls per size for the peak")
+    p.add_argument("--peak-sizes", default="",
+                   help="square matmul sizes for the peak, comma-separated (default: 2048,3072 on a CPU, 4096,8192 on a GPU)")
     p.add_argument("--bf16-variants", action="store_true",
                    help="also time bf16 with fp32 norm+head, and fp32 weights under torch.autocast")
     p.add_argument("--layout-variants", action="store_true",
                    help="also time rewardlab fp32 and bf16 on length-sorted padded batches instead of packed ones")
+    p.add_argument("--compile-modes", default="",
+                   help="also time rewardlab bf16 with its backbone under torch.compile in these modes, comma-separated "
+                        "(default, reduce-overhead = CUDA graphs, max-autotune)")
     p.add_argument("--profile", default="", help="profile one contender (naive, fp32, bf16) and print top ops")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -166,6 +172,13 @@ def contenders(args, rm, tok, device) -> list[Contender]:
         alt16 = ScalarScorer(bf16.model, tok, batch_tokens=args.batch_tokens, packing=other)
         out += [Contender(f"rewardlab fp32 {layout}", torch.float32, alt32.score_ids),
                 Contender(f"rewardlab bf16 {layout}", torch.bfloat16, alt16.score_ids)]
+    for mode in filter(None, (m.strip() for m in args.compile_modes.split(","))):
+        from rewardlab.models.scalar import backbone_of
+
+        compiled = copy.deepcopy(bf16.model)
+        backbone_of(compiled).compile(mode=mode, dynamic=True)
+        out.append(Contender(f"rewardlab bf16 compile:{mode}", torch.bfloat16,
+                             ScalarScorer(compiled, tok, batch_tokens=args.batch_tokens).score_ids))
     if args.bf16_variants:
         mixed = ScalarScorer(keep_norm_and_head_fp32(copy.deepcopy(rm).to(torch.bfloat16)), tok,
                              batch_tokens=args.batch_tokens)
@@ -237,10 +250,11 @@ def time_all(cands: list[Contender], chunks: list[list[list[int]]], repeats: int
     return {"seconds": seconds, "scores": {n: torch.cat(v) for n, v in scores.items()}}
 
 
-def measure_peaks(device: torch.device, repeats: int) -> dict:
+def measure_peaks(device: torch.device, repeats: int, sizes: str = "") -> dict:
     """Matmul peak per dtype; measured before and after the contenders, the higher one counts."""
     print("matmul peak ...", flush=True)
-    return {name: matmul_peak(dt, device, repeats=repeats)
+    dims = tuple(int(x) for x in sizes.split(",") if x.strip()) or None
+    return {name: matmul_peak(dt, device, sizes=dims, repeats=repeats)
             for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
 
 
@@ -307,9 +321,9 @@ def main(argv: list[str] | None = None) -> dict:
     rm, tok = load_model(args)
     seqs, encode_s = encode_pairs(path, args.pairs, tok)
     cands = contenders(args, rm, tok, device)
-    before = measure_peaks(device, args.peak_repeats)
+    before = measure_peaks(device, args.peak_repeats, args.peak_sizes)
     timed = time_all(cands, chunked(seqs, args.pairs, args.chunk_pairs), args.repeats, device)
-    after = measure_peaks(device, args.peak_repeats)
+    after = measure_peaks(device, args.peak_repeats, args.peak_sizes)
     peaks = {k: max(before[k], after[k], key=lambda p: p["flops_per_s"]) for k in before}
     b = args.naive_batch
     padded = sum(max(map(len, ch[i:i + b])) * len(ch[i:i + b])

@@ -89,6 +89,7 @@ def step_timer(trainer_cls, log: list):
     original = trainer_cls.training_step
 
     def timed(self, model, inputs, *args, **kwargs):
+        before = allocator_counts()
         start = time.perf_counter()
         out = original(self, model, inputs, *args, **kwargs)
         mask = inputs.get("attention_mask")
@@ -96,7 +97,9 @@ def step_timer(trainer_cls, log: list):
             tokens = int(inputs["num_tokens"])
         else:
             tokens = int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
-        log.append((time.perf_counter() - start, tokens))
+        after = allocator_counts()
+        log.append((time.perf_counter() - start, tokens, tuple(inputs["input_ids"].shape),
+                    {k: after[k] - before[k] for k in after}))
         return out
 
     trainer_cls.training_step = timed
@@ -106,11 +109,22 @@ def step_timer(trainer_cls, log: list):
         trainer_cls.training_step = original
 
 
+def allocator_counts() -> dict:
+    """The CUDA caching allocator's counters (device mallocs and frees, retries after a failed malloc):
+    a step that has to go back to the device for memory is a step-time spike's usual cause. Empty on a CPU."""
+    if not torch.cuda.is_available():
+        return {}
+    stats = torch.cuda.memory_stats()
+    return {k: stats.get(k, 0) for k in ("num_device_alloc", "num_device_free", "num_alloc_retries")}
+
+
 def step_stats(log: list, total_seconds: float) -> dict:
-    secs = sorted(s for s, _ in log)
-    return {"step_seconds": [round(s, 3) for s, _ in log], "step_tokens": [t for _, t in log],
+    secs = sorted(s for s, *_ in log)
+    return {"step_seconds": [round(s, 3) for s, *_ in log], "step_tokens": [t for _, t, *_ in log],
+            "step_input_shapes": [list(shape) for _, _, shape, _ in log],
+            "step_allocator": [alloc for *_, alloc in log],
             "median_step_seconds": round(secs[len(secs) // 2], 3),
-            "fwd_bwd_tokens_per_s": sum(t for _, t in log) / sum(secs),
+            "fwd_bwd_tokens_per_s": sum(t for _, t, *_ in log) / sum(secs),
             "outside_steps_seconds": round(total_seconds - sum(secs), 2)}
 
 

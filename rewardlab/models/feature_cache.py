@@ -45,8 +45,9 @@ import torch
 from torch import nn
 
 from rewardlab import jsonout
-from rewardlab.models.scalar import backbone_of, head_of, pad, pooling_of, reads_last_token
-from rewardlab.models.scorer import PairScoringMixin, ScalarScorer, length_batches
+from rewardlab.models.batching import forward_batches, hidden_states, length_batches
+from rewardlab.models.scalar import backbone_of, head_of, pooling_of, reads_last_token
+from rewardlab.models.scorer import PairScoringMixin, ScalarScorer
 from rewardlab.precision import compute_dtype
 from rewardlab.types import Conversation
 
@@ -244,31 +245,32 @@ def _extract(scorer: ScalarScorer, todo: dict[bytes, Sequence[int]], cache: Feat
 @torch.inference_mode()
 def pooled_features_many(scorer: ScalarScorer, seqs: Sequence[Sequence[int]],
                          poolings: Sequence[str], on_batch=None) -> dict[str, torch.Tensor]:
-    """Features ``(n, hidden)`` float32 of every pooling in ``poolings`` from one backbone pass (right-padded
-    batches of similar length): ``last`` as :meth:`ScalarScorer.features` reads it, ``mean`` as
-    :func:`pooled_features` (within float tolerance). Half the cost of filling two caches one by one.
-    ``on_batch(tokens)`` is called after each batch (a progress bar's ``update``)."""
+    """Features ``(n, hidden)`` float32 of every pooling in ``poolings`` from one backbone pass (batches
+    of similar length, laid out as ``scorer`` lays them out): ``last`` as :meth:`ScalarScorer.features` reads
+    it, ``mean`` as :func:`pooled_features` (within float tolerance). Half the cost of filling two caches
+    one by one. ``on_batch(tokens)`` is called after each batch (a progress bar's ``update``)."""
     model = scorer.model
-    device = next(model.parameters()).device
     decoder = reads_last_token(model)
-    out: dict[str, list] = {p: [None] * len(seqs) for p in poolings}
-    for group in length_batches([len(s) for s in seqs], scorer.batch_tokens):
-        b = pad([list(seqs[i]) for i in group], scorer.pad_id).to(device)
-        res = backbone_of(model)(input_ids=b.input_ids, attention_mask=b.attention_mask,
-                                 **({"use_cache": False} if decoder else {}))
-        h, mask = res.last_hidden_state, b.attention_mask
-        got = {}
-        if "mean" in poolings:
-            got["mean"] = (h.float() * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
-        if "last" in poolings:
-            got["last"] = h[torch.arange(h.shape[0], device=device), mask.sum(1) - 1] if decoder else res.pooler_output
-        for p in poolings:
-            f = got[p].float().cpu()
-            for j, i in enumerate(group):
-                out[p][i] = f[j]
+
+    def step(batch, group):
+        if decoder:
+            hidden = hidden_states(backbone_of(model), batch)
+            got = {"mean": hidden.mean, "last": hidden.at_last}
+            feats = torch.cat([got[p]().float() for p in poolings], dim=-1)
+        else:
+            res = backbone_of(model)(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+            h, mask = res.last_hidden_state, batch.attention_mask
+            got = {"mean": lambda: (h.float() * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True),
+                   "last": lambda: res.pooler_output}
+            feats = torch.cat([got[p]().float() for p in poolings], dim=-1)
         if on_batch is not None:
-            on_batch(int(mask.sum()))
-    return {p: torch.stack(v) for p, v in out.items()}
+            on_batch(sum(len(seqs[i]) for i in group))
+        return feats
+
+    rows = forward_batches(seqs, step, scorer.device, layout=scorer.layout, pad_id=scorer.pad_id,
+                           batch_tokens=scorer.batch_tokens)
+    both = torch.stack(rows)
+    return dict(zip(poolings, both.chunk(len(poolings), dim=-1), strict=True))
 
 
 def fill_caches(scorer: ScalarScorer, seqs: Sequence[Sequence[int]], caches: Sequence[FeatureCache],

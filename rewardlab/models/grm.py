@@ -25,28 +25,26 @@ from torch import nn
 
 from rewardlab.assets import resolve_model_path
 from rewardlab.losses.regularizers import token_logps
-from rewardlab.models.checkpoint import adapter_base
-from rewardlab.models.packing import (
+from rewardlab.models.batching import (
+    Batch,
     PackedBatch,
-    enable_packing,
-    pack,
-    pack_forked,
-    packed,
-    packed_forks,
-    supports_packing,
+    batch_from_inputs,
+    choose_layout,
+    forward_batches,
+    hidden_states,
 )
+from rewardlab.models.checkpoint import adapter_base
+from rewardlab.models.packing import enable_packing, pack_forked
 from rewardlab.models.safety import check_checkpoint
 from rewardlab.models.scalar import (
     FORMAT_VERSION,
     META_KEY,
     HeadConfig,
-    PaddedBatch,
     _load_prefixed,
     backbone_of,
     choose_pad_id,
     head_config_of,
     make_head,
-    pad,
     quiet_transformers,
     set_pad,
     unwrap,
@@ -133,50 +131,26 @@ def lm_head_of(model: nn.Module) -> nn.Module:
     return unwrap(model).get_output_embeddings()
 
 
-def _targets(response_mask: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-    """Flat indices of tokens whose log-probability is scored: response tokens that are not the first
-    token of their sequence. response_mask: ``(T,)``; starts: indices of sequence starts."""
-    mask = response_mask.bool().clone()
-    mask[starts] = False
-    return mask.nonzero().squeeze(-1)
-
-
-def grm_forward(model: nn.Module, batch: PackedBatch | PaddedBatch,
+def grm_forward(model: nn.Module, batch: Batch,
                 response_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Rewards, summed response log-probabilities and scored tokens per sequence, each ``(n,)`` float32.
 
     ``response_mask`` has the shape of ``batch.input_ids`` (``(1, T)`` packed, ``(n, L)`` padded): 1 on
     the response tokens to score. Token ``t`` is scored as ``log π(x_t | x_<t)`` from the hidden state
-    at ``t − 1`` of the same sequence.
+    at ``t − 1`` of the same sequence: never a sequence's first token, never a padding position.
     """
-    backbone = backbone_of(model)
-    if isinstance(batch, PackedBatch):
-        with packed(batch.cu_seqlens):
-            h = backbone(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                         use_cache=False).last_hidden_state[0]
-        n = batch.num_sequences
-        last = batch.last_index
-        seg = torch.repeat_interleave(torch.arange(n, device=h.device), batch.cu_seqlens.diff())
-        tgt = _targets(response_mask[0], batch.cu_seqlens[:-1])
-        ids = batch.input_ids[0]
-    else:
-        mask = batch.attention_mask
-        n, width = mask.shape
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        hp = backbone(input_ids=batch.input_ids, attention_mask=mask, position_ids=positions,
-                      use_cache=False).last_hidden_state
-        last = (torch.arange(width, device=mask.device) * mask).argmax(-1) + torch.arange(n, device=mask.device) * width
-        h = hp.reshape(n * width, -1)
-        seg = torch.arange(n, device=h.device).repeat_interleave(width)
-        # A token is scored only when it and its predecessor are real tokens of the same row.
-        prev_real = torch.zeros_like(mask)
-        prev_real[:, 1:] = mask[:, :-1]
-        tgt = _targets((response_mask * mask * prev_real).reshape(-1), torch.arange(0, n * width, width))
-        ids = batch.input_ids.reshape(-1)
-    rewards = unwrap(model).score(h[last]).squeeze(-1).float()
-    lp = token_logps(lm_head_of(model)(h[tgt - 1]), ids[tgt])
-    logps = torch.zeros(n, dtype=torch.float32, device=h.device).index_add(0, seg[tgt], lp)
-    count = torch.zeros(n, dtype=torch.float32, device=h.device).index_add(0, seg[tgt], torch.ones_like(lp))
+    hidden = hidden_states(backbone_of(model), batch)
+    n = hidden.num_sequences
+    scored = response_mask.reshape(-1).bool().clone()
+    if hidden.valid is not None:
+        scored = scored & hidden.valid
+    scored[hidden.starts] = False  # a first token has no predecessor in its own sequence
+    tgt = scored.nonzero().squeeze(-1)
+    rewards = unwrap(model).score(hidden.at_last()).squeeze(-1).float()
+    lp = token_logps(lm_head_of(model)(hidden.flat[tgt - 1]), batch.input_ids.reshape(-1)[tgt])
+    seg = hidden.seg[tgt]
+    logps = torch.zeros(n, dtype=torch.float32, device=lp.device).index_add(0, seg, lp.float())
+    count = torch.zeros(n, dtype=torch.float32, device=lp.device).index_add(0, seg, torch.ones_like(lp, dtype=torch.float32))
     return rewards, logps, count
 
 
@@ -189,9 +163,8 @@ class GRMForward(nn.Module):
 
     def forward(self, input_ids, response_mask, position_ids=None, cu_seqlens=None, attention_mask=None,
                 **_) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if cu_seqlens is not None:
-            return grm_forward(self.model, PackedBatch(input_ids, position_ids, cu_seqlens), response_mask)
-        return grm_forward(self.model, PaddedBatch(input_ids, attention_mask), response_mask)
+        return grm_forward(self.model, batch_from_inputs(input_ids, position_ids, cu_seqlens, attention_mask),
+                           response_mask)
 
 
 def response_mask_for(lengths: list[int], prompt_lens: list[int], packed_layout: bool) -> torch.Tensor:
@@ -214,21 +187,20 @@ def response_logps(model: nn.Module, seqs: list[list[int]], prompt_lens: list[in
     batched by length (packed when the model supports it), so the result does not depend on the
     batch composition beyond float noise. ``autocast_dtype`` matches mixed-precision training.
     """
-    from rewardlab.models.scorer import length_batches
-
     device = next(model.parameters()).device
-    use_pack = packing and supports_packing(unwrap(model))
-    pad_id = unwrap(model).config.pad_token_id or 0
-    out = torch.empty(len(seqs), dtype=torch.float32)
+    inner = unwrap(model)
+    layout = choose_layout(inner, device, packing)
+
+    def step(batch, group):
+        mask = response_mask_for([len(seqs[i]) for i in group], [prompt_lens[i] for i in group],
+                                 isinstance(batch, PackedBatch))
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            return grm_forward(model, batch, mask.to(device))[1]
+
     with eval_mode(model):
-        for group in length_batches([len(s) for s in seqs], batch_tokens):
-            batch = [list(seqs[i]) for i in group]
-            tb = pack(batch) if use_pack else pad(batch, pad_id)
-            mask = response_mask_for([len(s) for s in batch], [prompt_lens[i] for i in group], use_pack)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                _, lp, _ = grm_forward(model, tb.to(device), mask.to(device))
-            out[group] = lp.float().cpu()
-    return out
+        out = forward_batches(seqs, step, device, layout=layout, pad_id=inner.config.pad_token_id or 0,
+                              batch_tokens=batch_tokens)
+    return torch.stack(out).float() if out else torch.empty(0)
 
 
 @contextlib.contextmanager
@@ -258,11 +230,10 @@ def pair_response_logps(model: nn.Module, chosen: list[list[int]], rejected: lis
     are most of a pair's tokens. Other pairs go through :func:`response_logps` as two sequences. The
     numbers agree with :func:`response_logps` up to float noise.
     """
-    from rewardlab.models.scorer import length_batches
-
     n = len(chosen)
     pc, pr = list(chosen_prompt_lens), list(rejected_prompt_lens)
-    forkable = packing and supports_packing(unwrap(model))
+    device = next(model.parameters()).device
+    forkable = choose_layout(unwrap(model), device, packing, fork=True) == "fork"
     shared = [i for i in range(n) if forkable and _shares_prompt(chosen[i], rejected[i], pc[i], pr[i])]
     is_shared = set(shared)
     rest = [i for i in range(n) if i not in is_shared]
@@ -273,25 +244,30 @@ def pair_response_logps(model: nn.Module, chosen: list[list[int]], rejected: lis
         out_c[rest], out_r[rest] = lp[:len(rest)], lp[len(rest):]
     if not shared:
         return out_c, out_r
-    device = next(model.parameters()).device
     backbone, lm_head = backbone_of(model), lm_head_of(model)
+
+    def build(group):
+        idx = [shared[g] for g in group]
+        return pack_forked([chosen[i][:pc[i]] for i in idx], [chosen[i][pc[i]:] for i in idx],
+                           [rejected[i][pr[i]:] for i in idx])
+
+    def step(fb, group):
+        src, seg = [], []  # the row index predicting each response token, and its (pair, side)
+        for j, (s, p, a, b) in enumerate(fb.forks):
+            src += range(s + p - 1, s + p + a - 1)
+            src += [s + p - 1, *range(s + p + a, s + p + a + b - 1)]
+            seg += [2 * j] * a + [2 * j + 1] * b
+        tgt = torch.cat([torch.arange(s + p, s + p + a + b) for s, p, a, b in fb.forks]).to(device)
+        src_t, seg_t = torch.tensor(src, device=device), torch.tensor(seg, device=device)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            h = hidden_states(backbone, fb).flat
+            lp = token_logps(lm_head(h[src_t]), fb.input_ids[0, tgt])
+        sums = torch.zeros(2 * len(group), dtype=torch.float32, device=device).index_add(0, seg_t, lp.float())
+        return sums.reshape(-1, 2)  # (pairs, [chosen, rejected])
+
+    sizes = [len(chosen[i]) + len(rejected[i]) - pr[i] for i in shared]
     with eval_mode(model):
-        sizes = [len(chosen[i]) + len(rejected[i]) - pr[i] for i in shared]
-        for group in length_batches(sizes, batch_tokens):
-            idx = [shared[g] for g in group]
-            fb = pack_forked([chosen[i][:pc[i]] for i in idx], [chosen[i][pc[i]:] for i in idx],
-                             [rejected[i][pr[i]:] for i in idx]).to(device)
-            src, seg = [], []  # the row index predicting each response token, and its (pair, side)
-            for j, (s, p, a, b) in enumerate(fb.forks):
-                src += range(s + p - 1, s + p + a - 1)
-                src += [s + p - 1, *range(s + p + a, s + p + a + b - 1)]
-                seg += [2 * j] * a + [2 * j + 1] * b
-            tgt = torch.cat([torch.arange(s + p, s + p + a + b) for s, p, a, b in fb.forks]).to(device)
-            src_t, seg_t = torch.tensor(src, device=device), torch.tensor(seg, device=device)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None), \
-                    packed_forks(fb.forks):
-                h = backbone(input_ids=fb.input_ids, position_ids=fb.position_ids, use_cache=False).last_hidden_state[0]
-                lp = token_logps(lm_head(h[src_t]), fb.input_ids[0, tgt])
-            sums = torch.zeros(2 * len(idx), dtype=torch.float32, device=device).index_add(0, seg_t, lp.float())
-            out_c[idx], out_r[idx] = sums[0::2].cpu(), sums[1::2].cpu()
+        got = forward_batches(shared, step, device, lengths=sizes, build=build, batch_tokens=batch_tokens)
+    both = torch.stack(got)
+    out_c[shared], out_r[shared] = both[:, 0], both[:, 1]
     return out_c, out_r

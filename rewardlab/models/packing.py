@@ -18,6 +18,11 @@ Pairs that share a prompt can also be packed *forked* (:func:`pack_forked`, :fun
 each segment is ``prompt + response_a + response_b``, response b continues the prompt's positions and
 sees the prompt but not response a, so the prompt runs once for both responses. Same numbers as two
 separate sequences, fewer tokens; it serves inference passes (the GRM reference cache).
+
+Two engines run packed attention (:func:`packed_attention_engine`): ``sdpa``, one scaled-dot-product
+attention call per sequence (the CPU's), and ``flex``, one ``torch.nn.attention.flex_attention`` kernel
+over the whole row with a block mask built once per batch (the GPU's, where many small SDPA calls
+cost more than the padding they save). ``REWARDLAB_PACKED_ATTENTION=sdpa|flex`` overrides the choice.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -41,6 +47,39 @@ _CU_SEQLENS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("
 # Forked segments in flight: (start, prompt, a, b) per segment of the packed row.
 _FORKS: contextvars.ContextVar[list[tuple[int, int, int, int]] | None] = contextvars.ContextVar(
     "rewardlab_forks", default=None)
+# The flex-attention block mask of the batch in flight, built by its first attention layer and shared by
+# the rest: {(device, length): BlockMask}.
+_BLOCK_MASKS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("rewardlab_block_masks", default=None)
+
+ENGINES = ("sdpa", "flex")
+ENGINE_ENV = "REWARDLAB_PACKED_ATTENTION"
+
+
+def flex_available() -> bool:
+    """Whether this torch has ``torch.nn.attention.flex_attention`` with grouped-query support."""
+    try:
+        from torch.nn.attention.flex_attention import create_block_mask, flex_attention  # noqa: F401
+    except ImportError:
+        return False
+    import inspect
+
+    return "enable_gqa" in inspect.signature(flex_attention).parameters
+
+
+def packed_attention_engine(device: torch.device | str) -> str | None:
+    """How packed rows attend on ``device``: ``sdpa`` (per sequence; CPUs), ``flex`` (one block-masked
+    kernel; GPUs with flex attention), or None where packing does not pay (a GPU without flex).
+    ``REWARDLAB_PACKED_ATTENTION`` set to ``sdpa`` or ``flex`` forces that engine on every device."""
+    forced = os.environ.get(ENGINE_ENV, "").strip().lower()
+    if forced:
+        if forced not in ENGINES:
+            raise ValueError(f"{ENGINE_ENV}={forced!r}: choose one of {', '.join(ENGINES)}")
+        if forced == "flex" and not flex_available():
+            raise ValueError(f"{ENGINE_ENV}=flex: torch {torch.__version__} has no flex attention with enable_gqa")
+        return forced
+    if torch.device(device).type == "cpu":
+        return "sdpa"
+    return "flex" if flex_available() else None
 
 
 @dataclass
@@ -88,9 +127,11 @@ def packed(cu_seqlens: torch.Tensor) -> Iterator[None]:
     if _CU_SEQLENS.get() is not None:
         raise RuntimeError("packed() contexts cannot be nested")
     token = _CU_SEQLENS.set([int(x) for x in cu_seqlens.tolist()])
+    masks = _BLOCK_MASKS.set({})
     try:
         yield
     finally:
+        _BLOCK_MASKS.reset(masks)
         _CU_SEQLENS.reset(token)
 
 
@@ -156,9 +197,11 @@ def packed_forks(forks: list[tuple[int, int, int, int]]) -> Iterator[None]:
         raise RuntimeError("packed() contexts cannot be nested")
     total = forks[-1][0] + sum(forks[-1][1:])
     cu_token, fork_token = _CU_SEQLENS.set([0, total]), _FORKS.set(list(forks))
+    masks = _BLOCK_MASKS.set({})
     try:
         yield
     finally:
+        _BLOCK_MASKS.reset(masks)
         _FORKS.reset(fork_token)
         _CU_SEQLENS.reset(cu_token)
 
@@ -204,18 +247,77 @@ def _varlen_attention(
     sdpa = functools.partial(F.scaled_dot_product_attention, dropout_p=dropout if module.training else 0.0,
                              is_causal=causal, scale=scaling, enable_gqa=query.shape[1] != key.shape[1])
     forks = _FORKS.get()
-    if forks is not None:
-        if not causal:
-            raise ValueError("forked packing needs a causal (decoder-only) model")
-        return _forked_attention(sdpa, query, key, value, forks), None
-    if len(cu) == 2:
+    if forks is not None and not causal:
+        raise ValueError("forked packing needs a causal (decoder-only) model")
+    if forks is None and len(cu) == 2:  # one sequence: plain SDPA on every device
         return sdpa(query, key, value).transpose(1, 2).contiguous(), None
+    if packed_attention_engine(query.device) == "flex" and not (module.training and dropout):
+        return _flex_attention(query, key, value, cu, forks, causal, scaling), None
+    if forks is not None:
+        return _forked_attention(sdpa, query, key, value, forks), None
     # torch.split, not one slice per segment: the backward of a slice writes a zero-filled gradient of
     # the whole packed row per segment and adds them up, the backward of split is one concatenation.
     lengths = [e - s for s, e in zip(cu[:-1], cu[1:], strict=False)]
     outs = [sdpa(q, k, v).transpose(1, 2)
             for q, k, v in zip(query.split(lengths, 2), key.split(lengths, 2), value.split(lengths, 2), strict=True)]
     return torch.cat(outs, dim=1), None  # (1, T, heads, d), contiguous: one copy
+
+
+_COMPILED_FLEX = None
+
+
+def _compiled_flex():
+    """``flex_attention`` compiled once per process (eager flex attention materialises every score)."""
+    global _COMPILED_FLEX
+    if _COMPILED_FLEX is None:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _COMPILED_FLEX = torch.compile(flex_attention, dynamic=True)
+    return _COMPILED_FLEX
+
+
+def _segment_ids(cu: list[int], forks, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per position of the row: its sequence (or forked segment), and for forks its part (0 prompt,
+    1 first side, 2 second side)."""
+    if forks is None:
+        lengths = torch.tensor([e - s for s, e in zip(cu[:-1], cu[1:], strict=False)], device=device)
+        return torch.repeat_interleave(torch.arange(lengths.numel(), device=device), lengths), None
+    sizes = torch.tensor([p + a + b for _, p, a, b in forks], device=device)
+    doc = torch.repeat_interleave(torch.arange(len(forks), device=device), sizes)
+    parts = torch.tensor([x for _, p, a, b in forks for x in (p, a, b)], device=device)
+    part = torch.repeat_interleave(torch.arange(3, device=device).repeat(len(forks)), parts)
+    return doc, part
+
+
+def _block_mask(cu: list[int], forks, causal: bool, length: int, device: torch.device):
+    """The block mask of the batch in flight (built once, shared by every layer of the forward)."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    cache = _BLOCK_MASKS.get()
+    key = (str(device), length)
+    if cache is not None and key in cache:
+        return cache[key]
+    doc, part = _segment_ids(cu, forks, device)
+
+    def mask_mod(b, h, q, k):
+        keep = doc[q] == doc[k]
+        if causal:
+            keep = keep & (q >= k)
+        if part is not None:  # a second side never sees the first
+            keep = keep & ~((part[q] == 2) & (part[k] == 1))
+        return keep
+
+    mask = create_block_mask(mask_mod, None, None, length, length, device=device, _compile=device.type == "cuda")
+    if cache is not None:
+        cache[key] = mask
+    return mask
+
+
+def _flex_attention(query, key, value, cu, forks, causal: bool, scaling) -> torch.Tensor:
+    """The whole packed (or forked) row through one flex-attention kernel, ``(1, T, heads, d)``."""
+    mask = _block_mask(cu, forks, causal, query.shape[2], query.device)
+    out = _compiled_flex()(query, key, value, block_mask=mask, scale=scaling, enable_gqa=query.shape[1] != key.shape[1])
+    return out.transpose(1, 2).contiguous()
 
 
 def _varlen_mask(*args, **kwargs):
@@ -228,17 +330,6 @@ def _varlen_mask(*args, **kwargs):
 AttentionInterface.register(VARLEN, _varlen_attention)
 AttentionMaskInterface.register(VARLEN, _varlen_mask)
 assert VARLEN in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping
-
-
-def packing_pays(device: torch.device | str) -> bool:
-    """Whether packed rows beat length-sorted padded batches on ``device``: on a CPU, not on a GPU.
-
-    On a CPU the linear layers dominate and packing spares them all padding. On a GPU the attention
-    here runs one SDPA call per sequence and layer, and those small kernels dominate: scoring 512 HH
-    pairs with the SmolLM2 RM on an H200, packed rows ran at 0.83x the naive padded loop and
-    length-sorted padded batches at 2.81x (``benchmarks/results/score_trained_h200.json``).
-    """
-    return torch.device(device).type == "cpu"
 
 
 def supports_packing(model: torch.nn.Module) -> bool:

@@ -22,6 +22,14 @@ from torch import nn
 
 from rewardlab import jsonout
 from rewardlab.assets import resolve_model_path
+from rewardlab.models.batching import (
+    Batch,
+    ForkedBatch,
+    Hidden,
+    PackedBatch,
+    batch_from_inputs,
+    hidden_states,
+)
 from rewardlab.models.checkpoint import (
     META_KEY,
     adapter_base,
@@ -29,7 +37,7 @@ from rewardlab.models.checkpoint import (
     portable_base,
     stored_config,
 )
-from rewardlab.models.packing import ForkedBatch, PackedBatch, enable_packing, packed, packed_forks
+from rewardlab.models.packing import enable_packing
 from rewardlab.models.safety import check_checkpoint
 
 log = logging.getLogger("rewardlab")
@@ -71,39 +79,6 @@ class HeadConfig:
         return self.type == "linear" and self.pooling == "last"
 
 
-@dataclass
-class PaddedBatch:
-    """``n`` sequences padded to a common length. input_ids, attention_mask: ``(n, L)``."""
-
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-
-    def to(self, device) -> PaddedBatch:
-        return PaddedBatch(self.input_ids.to(device), self.attention_mask.to(device))
-
-
-def pad(sequences: list[list[int]], pad_id: int, side: str = "right") -> PaddedBatch:
-    """Pad token id lists to the longest one, on ``side`` (``right`` or ``left``).
-
-    Every sequence must be non-empty: an empty row would have its reward read at a padding token.
-    """
-    if side not in ("right", "left"):
-        raise ValueError(f"side must be 'right' or 'left', got {side!r}")
-    if not sequences:
-        raise ValueError("cannot pad an empty list of sequences")
-    lengths = [len(s) for s in sequences]
-    if min(lengths) == 0:
-        raise ValueError(f"sequence {lengths.index(0)} is empty; every sequence needs at least one token")
-    n, width = len(sequences), max(lengths)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    for i, s in enumerate(sequences):
-        sl = slice(0, len(s)) if side == "right" else slice(width - len(s), width)
-        ids[i, sl] = torch.tensor(s, dtype=torch.long)
-        mask[i, sl] = 1
-    return PaddedBatch(ids, mask)
-
-
 def make_head(hidden: int, cfg: HeadConfig) -> nn.Module:
     if cfg.type == "linear":
         return nn.Linear(hidden, 1, bias=False)
@@ -137,50 +112,12 @@ def backbone_of(model: nn.Module) -> nn.Module:
     return getattr(inner, inner.base_model_prefix)
 
 
-def last_token_features(model: nn.Module, batch: PackedBatch | ForkedBatch | PaddedBatch) -> torch.Tensor:
-    """Final hidden state at each sequence's last real token, ``(n, hidden)``; a forked batch of ``n``
-    pairs gives ``2n`` rows, the first sides then the second sides."""
-    backbone = backbone_of(model)
-    if isinstance(batch, ForkedBatch):
-        with packed_forks(batch.forks):
-            h = backbone(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                         use_cache=False).last_hidden_state[0]
-        return h[batch.last_index]
-    if isinstance(batch, PackedBatch):
-        with packed(batch.cu_seqlens):
-            h = backbone(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                         use_cache=False).last_hidden_state[0]
-        return h[batch.last_index]
-    mask = batch.attention_mask
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
-    h = backbone(input_ids=batch.input_ids, attention_mask=mask, position_ids=positions,
-                 use_cache=False).last_hidden_state
-    last = (torch.arange(mask.shape[1], device=mask.device) * mask).argmax(-1)
-    return h[torch.arange(h.shape[0], device=h.device), last]
-
-
-def mean_features(model: nn.Module, batch: PackedBatch | PaddedBatch) -> torch.Tensor:
-    """Final hidden states averaged over each sequence's real tokens, ``(n, hidden)`` (the ``mean``
-    pooling of :class:`HeadConfig`). Forked batches share their prompt tokens between two sequences, so
-    they have no per-sequence mean here: they raise."""
-    backbone = backbone_of(model)
-    if isinstance(batch, ForkedBatch):
-        raise ValueError("a mean-pooled head cannot read forked pairs (the prompt is shared); "
-                         "set train.fork_prompts: false")
-    if isinstance(batch, PackedBatch):
-        with packed(batch.cu_seqlens):
-            h = backbone(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                         use_cache=False).last_hidden_state[0]
-        lengths = batch.cu_seqlens[1:] - batch.cu_seqlens[:-1]
-        seg = torch.repeat_interleave(torch.arange(lengths.numel(), device=h.device), lengths.to(h.device))
-        sums = torch.zeros(lengths.numel(), h.shape[-1], device=h.device, dtype=h.dtype).index_add_(0, seg, h)
-        return sums / lengths.to(h.device, h.dtype).unsqueeze(-1)
-    mask = batch.attention_mask
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    h = backbone(input_ids=batch.input_ids, attention_mask=mask, position_ids=positions,
-                 use_cache=False).last_hidden_state
-    m = mask.unsqueeze(-1).to(h.dtype)
-    return (h * m).sum(1) / m.sum(1)
+def head_input(model: nn.Module, hidden: Hidden) -> torch.Tensor:
+    """What a decoder's reward head reads from ``hidden``, ``(n, hidden)``: its pooling (the last token,
+    or the mean over each sequence's real tokens; forked pairs share their prompt, so they have no mean)."""
+    if pooling_of(model) == "mean":
+        return hidden.mean()
+    return hidden.at_last()
 
 
 def pooling_of(model: nn.Module) -> str:
@@ -188,18 +125,15 @@ def pooling_of(model: nn.Module) -> str:
     return head_config_of(unwrap(model).config).pooling
 
 
-def head_features(model: nn.Module, batch: PackedBatch | ForkedBatch | PaddedBatch) -> torch.Tensor:
-    """What a decoder's reward head reads, ``(n, hidden)``: its pooling of the final hidden states."""
-    if pooling_of(model) == "mean":
-        return mean_features(model, batch)
-    return last_token_features(model, batch)
+def head_features(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """What a decoder's reward head reads, ``(n, hidden)`` (``(2n,)`` rows for ``n`` forked pairs)."""
+    return head_input(model, hidden_states(backbone_of(model), batch))
 
 
-def reward_forward(model: nn.Module, batch: PackedBatch | ForkedBatch | PaddedBatch) -> torch.Tensor:
+def reward_forward(model: nn.Module, batch: Batch) -> torch.Tensor:
     """Rewards, ``(n,)`` float32, for a packed or padded batch (``(2n,)`` for ``n`` forked pairs)."""
     if reads_last_token(model):
-        feats = head_features(model, batch)
-        return head_of(model)(feats).squeeze(-1).float()
+        return head_of(model)(head_features(model, batch)).squeeze(-1).float()
     if isinstance(batch, PackedBatch | ForkedBatch):
         raise ValueError("this model cannot take packed batches (encoder); use padded batches")
     return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, 0].float()
@@ -214,12 +148,7 @@ class RewardForward(nn.Module):
 
     def forward(self, input_ids, position_ids=None, cu_seqlens=None, attention_mask=None, forks=None,
                 **_) -> torch.Tensor:
-        if forks is not None:  # (B, 4) rows of (start, prompt, chosen, rejected): see PairCollator
-            fb = ForkedBatch(input_ids, position_ids, [tuple(f) for f in forks.tolist()])
-            return reward_forward(self.model, fb)
-        if cu_seqlens is not None:
-            return reward_forward(self.model, PackedBatch(input_ids, position_ids, cu_seqlens))
-        return reward_forward(self.model, PaddedBatch(input_ids, attention_mask))
+        return reward_forward(self.model, batch_from_inputs(input_ids, position_ids, cu_seqlens, attention_mask, forks))
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -10,12 +10,12 @@ from torch import nn
 
 from rewardlab.data.encode import ChatEncoder, EncodeError
 from rewardlab.data.validate import check_conversation
-from rewardlab.models.packing import pack, packing_pays, supports_packing
+from rewardlab.models.batching import choose_layout, forward_batches
 from rewardlab.models.scalar import (
     backbone_of,
+    head_features,
     head_of,
     load_reward_model,
-    pad,
     reads_last_token,
     reward_forward,
     unwrap,
@@ -53,21 +53,6 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r}: no CUDA device is available on this machine")
     return device
-
-
-def length_batches(lengths: Sequence[int], batch_tokens: int, max_batch: int = 256) -> Iterator[list[int]]:
-    """Indices grouped longest-first so each group holds at most ``batch_tokens`` tokens
-    (counting padding to the group's longest sequence) and ``max_batch`` sequences."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    group: list[int] = []
-    for i in order:
-        width = lengths[group[0]] if group else lengths[i]
-        if group and ((len(group) + 1) * width > batch_tokens or len(group) >= max_batch):
-            yield group
-            group = []
-        group.append(i)
-    if group:
-        yield group
 
 
 class PairScoringMixin:
@@ -124,18 +109,25 @@ class ScalarScorer(PairScoringMixin):
         self.pad_id = cfg.pad_token_id if cfg.pad_token_id is not None else 0
 
     @property
+    def layout(self) -> str:
+        """How batches are laid out on the model's device, ``pack`` or ``pad``
+        (:func:`rewardlab.models.batching.choose_layout`; ``packing="auto"`` packs where that pays)."""
+        return choose_layout(unwrap(self.model), self.device, self._packing)
+
+    @property
     def packing(self) -> bool:
-        """Whether batches are packed rows (else length-sorted padded batches). ``packing="auto"``
-        packs where that pays on the model's device (:func:`rewardlab.models.packing.packing_pays`)."""
-        if self._packing == "auto":
-            return packing_pays(next(self.model.parameters()).device)
-        return self._packing
+        """Whether batches are packed rows (else length-sorted padded batches)."""
+        return self.layout == "pack"
 
     @packing.setter
     def packing(self, value: bool | str) -> None:
         if value not in (True, False, "auto"):
             raise ValueError(f"packing must be True, False or 'auto', got {value!r}")
-        self._packing = value if supports_packing(self.model) else False
+        self._packing = value
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     @classmethod
     def load(cls, path: str | Path, dtype: str | torch.dtype = "float32", trust: bool = False,
@@ -177,45 +169,24 @@ class ScalarScorer(PairScoringMixin):
 
         A sequence longer than the model's positions raises :class:`EncodeError` naming its index
         (positions past the table would give a score, silently wrong, or an index error)."""
-        from tqdm.auto import tqdm
-
         for i, s in enumerate(seqs):
             self._check_length(s, f"sequence {i}")
-        out = torch.empty(len(seqs), dtype=torch.float32)
-        groups = list(length_batches([len(s) for s in seqs], self.batch_tokens))
-        device = next(self.model.parameters()).device
-        for group in tqdm(groups, desc="scoring", unit="batch", disable=not self.progress):
-            batch = [list(seqs[i]) for i in group]
-            tb = pack(batch) if self.packing else pad(batch, self.pad_id)
-            out[group] = reward_forward(self.model, tb.to(device)).cpu()
-        return out
+        out = forward_batches(seqs, lambda batch, _: reward_forward(self.model, batch), self.device,
+                              layout=self.layout, pad_id=self.pad_id, batch_tokens=self.batch_tokens,
+                              progress=self.progress)
+        return torch.stack(out) if out else torch.empty(0)
 
     def score(self, convs: Sequence[Conversation]) -> torch.Tensor:
         return self.score_ids(self.encode(convs))
 
-
-    def token_scores(self, convs: Sequence[Conversation]) -> list[torch.Tensor]:
-        """The reward of every prefix of each response, one ``(response_len,)`` tensor per conversation:
-        one forward pass reading the head at every position (see :mod:`rewardlab.audit.trace`)."""
-        from rewardlab.audit.trace import token_trace
-
-        return [t.values for t in token_trace(self, convs, with_tokens=False)]
-
     @torch.inference_mode()
     def features(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
         """Backbone features the head reads, ``(n, hidden)`` float32 (for frozen-backbone training)."""
-        from rewardlab.models.scalar import head_features
-
-        out: list[torch.Tensor | None] = [None] * len(seqs)
-        device = next(self.model.parameters()).device
-        for group in length_batches([len(s) for s in seqs], self.batch_tokens):
-            batch = [list(seqs[i]) for i in group]
-            if reads_last_token(self.model):
-                tb = pack(batch) if self.packing else pad(batch, self.pad_id)
-                f = head_features(self.model, tb.to(device))
-            else:
-                tb = pad(batch, self.pad_id).to(device)
-                f = backbone_of(self.model)(input_ids=tb.input_ids, attention_mask=tb.attention_mask).pooler_output
-            for j, i in enumerate(group):
-                out[i] = f[j].float().cpu()
-        return torch.stack(out)  # type: ignore[arg-type]
+        if reads_last_token(self.model):
+            def step(batch, _):
+                return head_features(self.model, batch).float()
+        else:
+            def step(batch, _):
+                return backbone_of(self.model)(input_ids=batch.input_ids, attention_mask=batch.attention_mask).pooler_output.float()
+        return torch.stack(forward_batches(seqs, step, self.device, layout=self.layout, pad_id=self.pad_id,
+                                           batch_tokens=self.batch_tokens))

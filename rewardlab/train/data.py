@@ -9,8 +9,8 @@ import torch
 
 from rewardlab.data import DataError
 from rewardlab.data.encode import ChatEncoder
-from rewardlab.models.packing import fork_pairs, pack, packing_pays, supports_packing
-from rewardlab.models.scalar import pad, unwrap
+from rewardlab.models.batching import batch_inputs, choose_layout, make_batch
+from rewardlab.models.scalar import unwrap
 from rewardlab.types import PreferencePair
 
 
@@ -90,19 +90,21 @@ class LengthGroupedSampler(torch.utils.data.Sampler[int]):
         return iter(get_length_grouped_indices(self.lengths, self.group_size, generator=g))
 
 
-def training_packs(model: torch.nn.Module, wanted: bool = True) -> bool:
-    """Whether training batches are packed rows: ``wanted`` (``train.packing``), a model that can
-    take them, and a training device where they pay (a CPU, not a GPU: ``packing_pays``)."""
+def training_layout(model: torch.nn.Module, wanted: bool = True, fork: bool = False) -> str:
+    """The layout of training batches (:func:`rewardlab.models.batching.choose_layout` on the training
+    device): ``pack`` or ``fork`` when ``wanted`` (``train.packing``) and the model takes packed rows,
+    where they pay; ``pad`` otherwise. ``fork`` (``train.fork_prompts``) runs each pair's prompt once."""
     from accelerate import PartialState
 
-    return wanted and supports_packing(unwrap(model)) and packing_pays(PartialState().device)
+    return choose_layout(unwrap(model), PartialState().device, "auto" if wanted else False, fork=fork)
 
 
 @dataclass
 class PairCollator:
-    """Stacks ``B`` pairs into one batch of ``2B`` sequences: chosen ``0..B-1``, rejected ``B..2B-1``."""
+    """Stacks ``B`` pairs into one batch of ``2B`` sequences: chosen ``0..B-1``, rejected ``B..2B-1``,
+    laid out as ``layout`` (:mod:`rewardlab.models.batching`)."""
 
-    packing: bool
+    layout: str
     pad_id: int
     with_margin: bool = False
     response_mask: str = ""
@@ -110,28 +112,23 @@ class PairCollator:
     response tokens of those sides); empty adds none."""
     with_reference: bool = False
     """Add ``ref_logps`` ``(2B,)`` from the cached ``ref_chosen_logps`` / ``ref_rejected_logps`` columns."""
-    fork: bool = False
-    """With ``packing`` and no ``response_mask``: run each pair's shared prefix (its prompt) once. The
-    row holds ``prefix + chosen + rejected`` per pair and the rejected side sees only the prefix and
-    itself (:func:`rewardlab.models.packing.fork_pairs`): the same rewards from fewer tokens. The batch
-    then has ``forks`` instead of ``cu_seqlens``, and ``num_tokens``, the tokens of both sides."""
 
     def __post_init__(self) -> None:
         if self.response_mask not in ("", "chosen", "both"):
             raise ValueError(f"response_mask must be '', 'chosen' or 'both', got {self.response_mask!r}")
+        if self.layout == "fork" and (self.response_mask or self.with_reference):
+            raise ValueError("forked pairs share their prompt positions, so LM losses over each side's "
+                             "tokens cannot read them: use layout 'pack' or 'pad'")
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        """With layout ``fork`` each pair's shared prefix (its prompt) runs once: the row holds
+        ``prefix + chosen + rejected`` per pair and the rejected side sees only the prefix and itself
+        (:func:`rewardlab.models.packing.fork_pairs`), the same rewards from fewer tokens; the batch
+        then carries ``forks`` and ``num_tokens``, the tokens of both sides."""
         seqs = [r["chosen_ids"] for r in rows] + [r["rejected_ids"] for r in rows]
-        if self.fork and self.packing and not (self.response_mask or self.with_reference):
-            forked = fork_pairs(seqs[:len(rows)], seqs[len(rows):])
-            out = {"input_ids": forked.input_ids, "position_ids": forked.position_ids,
-                   "forks": torch.tensor(forked.forks), "num_tokens": torch.tensor(sum(len(x) for x in seqs))}
-        elif self.packing:
-            b = pack(seqs)
-            out = {"input_ids": b.input_ids, "position_ids": b.position_ids, "cu_seqlens": b.cu_seqlens}
-        else:
-            b = pad(seqs, self.pad_id)
-            out = {"input_ids": b.input_ids, "attention_mask": b.attention_mask}
+        out = batch_inputs(make_batch(seqs, self.layout, self.pad_id))
+        if self.layout == "fork":
+            out["num_tokens"] = torch.tensor(sum(len(x) for x in seqs))
         if self.with_margin:
             out["margin"] = torch.tensor([r["margin"] for r in rows], dtype=torch.float32)
         if self.response_mask:
@@ -141,7 +138,7 @@ class PairCollator:
             # A "prompt" as long as the sequence scores nothing: the rejected sides in "chosen" mode.
             rejected = [r["rejected_prompt_len"] for r in rows] if self.response_mask == "both" else lens[len(rows):]
             prompts = [r["chosen_prompt_len"] for r in rows] + rejected
-            out["response_mask"] = response_mask_for(lens, prompts, self.packing)
+            out["response_mask"] = response_mask_for(lens, prompts, self.layout == "pack")
         if self.with_reference:
             out["ref_logps"] = torch.tensor([r["ref_chosen_logps"] for r in rows]
                                             + [r["ref_rejected_logps"] for r in rows], dtype=torch.float32)

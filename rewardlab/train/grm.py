@@ -15,7 +15,7 @@ import torch
 
 from rewardlab.models.grm import GRMForward, pair_response_logps
 from rewardlab.models.scalar import unwrap
-from rewardlab.train.data import PairCollator, training_packs
+from rewardlab.train.data import PairCollator, training_layout
 from rewardlab.variants import Variant
 
 log = logging.getLogger("rewardlab")
@@ -56,7 +56,8 @@ def lm_datasets(recipe, variant: Variant, model: torch.nn.Module, train_ds, eval
     runs under the same autocast as training."""
     from accelerate import PartialState
 
-    packing = training_packs(model, recipe.train.packing)
+    layout = training_layout(model, recipe.train.packing)
+    packing = layout == "pack"
     if variant.needs_reference:
         model.to(PartialState().device)  # where the Trainer will train it
         autocast = torch.bfloat16 if dtype == torch.bfloat16 else None
@@ -67,7 +68,7 @@ def lm_datasets(recipe, variant: Variant, model: torch.nn.Module, train_ds, eval
             eval_ds = add_reference_logps(eval_ds, model, **kw)
         log.info("reference log-probabilities cached in %.1f s", time.perf_counter() - start)
     collator = PairCollator(
-        packing,
+        layout,
         unwrap(model).config.pad_token_id or 0,
         variant.needs_margin,
         response_mask="both" if variant.needs_rejected_logps else "chosen",

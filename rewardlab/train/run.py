@@ -49,7 +49,7 @@ from rewardlab.train.data import (
     frozen_features,
     require_margins,
     tokenize_pairs,
-    training_packs,
+    training_layout,
 )
 from rewardlab.train.layers import apply_lora, freeze_lower_layers
 from rewardlab.train.report import final_evals, run_metrics, write_json
@@ -198,8 +198,9 @@ def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData, 
             encoder.stats,
             False,
         )
-    collator = PairCollator(training_packs(model, recipe.train.packing), model.config.pad_token_id or 0,
-                            variant.needs_margin, fork=recipe.train.fork_prompts and recipe.model.pooling == "last")
+    fork = recipe.train.fork_prompts and recipe.model.pooling == "last"  # a mean needs each side's own prompt
+    collator = PairCollator(training_layout(model, recipe.train.packing, fork), model.config.pad_token_id or 0,
+                            variant.needs_margin)
     return (train_ds, eval_ds, collator, RewardForward(model), encoder.stats, recipe.train.group_by_length)
 
 

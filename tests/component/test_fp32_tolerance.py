@@ -15,8 +15,9 @@ import copy
 import pytest
 import torch
 
+from rewardlab.models.batching import pad
 from rewardlab.models.packing import fork_pairs, pack
-from rewardlab.models.scalar import build_reward_model, head_of, pad, reward_forward
+from rewardlab.models.scalar import build_reward_model, head_of, reward_forward
 from rewardlab.models.scorer import ScalarScorer
 from tests.conftest import synthetic_pairs
 from tests.fp32 import forward_terms, fp32_atol, grad_terms

@@ -15,6 +15,7 @@ from transformers import AutoTokenizer, TrainingArguments
 from rewardlab.config import load_recipe
 from rewardlab.data import load_pairs
 from rewardlab.data.encode import ChatEncoder
+from rewardlab.models.batching import pad
 from rewardlab.models.export import export_reward_model
 from rewardlab.models.grm import (
     GRMForward,
@@ -25,7 +26,7 @@ from rewardlab.models.grm import (
     response_mask_for,
 )
 from rewardlab.models.packing import pack
-from rewardlab.models.scalar import HeadConfig, RewardForward, build_reward_model, pad, save_reward_model
+from rewardlab.models.scalar import HeadConfig, RewardForward, build_reward_model, save_reward_model
 from rewardlab.models.scorer import ScalarScorer
 from rewardlab.train.data import PairCollator, tokenize_pairs
 from rewardlab.train.grm import add_reference_logps
@@ -82,8 +83,8 @@ def test_alpha_zero_is_bradley_terry_loss_and_gradients(tiny_llama, tok, dataset
     grm = build_grm_model(str(tiny_llama), tok)
     grm.score.weight.data.copy_(bt_model.score.weight.data)
     rows = [dataset[i] for i in range(len(dataset))]
-    bt_batch = PairCollator(True, 0)(rows)
-    grm_batch = PairCollator(True, 0, response_mask="both", with_reference=False)(rows)
+    bt_batch = PairCollator("pack", 0)(rows)
+    grm_batch = PairCollator("pack", 0, response_mask="both", with_reference=False)(rows)
     grm_batch["ref_logps"] = torch.zeros(2 * len(rows))  # present, as for grm_dpo; α = 0 ignores it
 
     bt_loss = _trainer(RewardForward(bt_model), make_variant("bt"), tmp_path).compute_loss(

@@ -13,15 +13,14 @@ from torch.testing import assert_close
 
 from rewardlab.data import DataError
 from rewardlab.data.encode import EncodeError
+from rewardlab.models.batching import PaddedBatch, pad
 from rewardlab.models.packing import VARLEN, supports_packing
 from rewardlab.models.scalar import (
     HeadConfig,
-    PaddedBatch,
     backbone_of,
     build_reward_model,
     head_of,
     load_reward_model,
-    pad,
     reward_forward,
     save_reward_model,
 )
@@ -99,21 +98,25 @@ def test_scores_do_not_depend_on_batching(llama_rm, convs, packing, batch_tokens
     assert_close(scorer.score(convs), ref, **tol(model, ref))
 
 
-def test_packing_auto_packs_on_the_cpu_and_pads_on_a_gpu(llama_rm, convs, monkeypatch):
-    from rewardlab.models import scorer as scorer_module
-    from rewardlab.models.packing import packing_pays
+def test_packing_auto_packs_where_packed_attention_pays(llama_rm, convs, monkeypatch):
+    from rewardlab.models import batching, packing
+    from rewardlab.models.batching import packing_pays
 
     assert packing_pays("cpu") and packing_pays(torch.device("cpu"))
+    # A GPU packs through flex attention when this torch has it, and pads when it does not.
+    assert packing_pays("cuda") is packing.flex_available()
+    monkeypatch.setattr(packing, "flex_available", lambda: False)
     assert not packing_pays("cuda") and not packing_pays("cuda:1")
+    monkeypatch.undo()
     model, tok = llama_rm
     scorer = ScalarScorer(model, tok)
-    assert scorer.packing is True  # the model is on the CPU
+    assert scorer.packing is True and scorer.layout == "pack"  # the model is on the CPU
     packed_scores = scorer.score(convs)
     seen = []
-    monkeypatch.setattr(scorer_module, "packing_pays", lambda device: seen.append(device) or False)
-    assert scorer.packing is False
+    monkeypatch.setattr(batching, "packing_pays", lambda device: seen.append(device) or False)
+    assert scorer.packing is False and scorer.layout == "pad"
     assert_close(scorer.score(convs), packed_scores, **tol(model, packed_scores))
-    assert seen and all(d == torch.device("cpu") for d in seen)  # asked about the model's own device
+    assert seen and all(torch.device(d) == torch.device("cpu") for d in seen)  # asked about the model's own device
     assert ScalarScorer(model, tok, packing=True).packing is True  # an explicit choice is kept
     with pytest.raises(ValueError, match="packing must be True, False or 'auto'"):
         ScalarScorer(model, tok, packing="yes")
