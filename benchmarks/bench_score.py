@@ -92,7 +92,8 @@ def load_model(args: argparse.Namespace):
     from transformers import AutoTokenizer, set_seed
 
     from rewardlab.assets import smollm2_path
-    from rewardlab.models.scalar import build_reward_model, load_reward_model
+    from rewardlab.models.loading import load_reward_model
+    from rewardlab.models.scalar import build_reward_model
 
     if args.model:
         return load_reward_model(args.model, torch.float32), AutoTokenizer.from_pretrained(args.model)

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default="benchmarks/results/trace.json")
     args = ap.parse_args(argv)
 
-    from rewardlab.audit.trace import prefix_rewards_ids, rescored_prefixes
+    from rewardlab.models.trace import prefix_rewards_ids, rescored_prefixes
 
     scorer, base = build(args.tiny)
     prompt = [{"role": "user", "content": "Explain how a reward model scores an answer, step by step."}]

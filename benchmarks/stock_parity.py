@@ -58,7 +58,8 @@ def save_checkpoint(args: argparse.Namespace, out: Path) -> Path:
     """The RM under test, written by rewardlab's save path (what users hand to their tools)."""
     from transformers import AutoTokenizer, set_seed
 
-    from rewardlab.models.scalar import build_reward_model, load_reward_model, save_reward_model
+    from rewardlab.models.loading import load_reward_model
+    from rewardlab.models.scalar import build_reward_model, save_reward_model
 
     src = args.model or "smollm2"
     tok = AutoTokenizer.from_pretrained(args.model) if args.model else None

@@ -9,14 +9,9 @@ __all__ = ["Conversation", "DataReport", "Message", "PreferencePair", "Scorer", 
 
 
 def load_scorer(path: str, dtype: str = "float32", trust: bool = False, **kwargs) -> Scorer:
-    """Load a trained reward model directory as a :class:`Scorer` (``score``, ``compare``).
+    """Load a reward model as a :class:`Scorer` (``score``, ``compare``): a trained directory (scalar, GRM,
+    ensemble or judge), or any causal LM as a judge (``judge="indicator"``) or as a DPO policy's implicit
+    reward (``implicit="ratio"``, ``reference=...``). See :func:`rewardlab.models.loader.load_scorer`."""
+    from rewardlab.models.loader import load_scorer as load
 
-    ``dtype`` is ``float32`` or ``bfloat16``; ``trust=True`` allows pickle weights and remote code.
-    Other keyword arguments (``device``, ``max_length``, ``batch_tokens``, ``packing``, ``progress``) go to
-    :class:`rewardlab.models.scorer.ScalarScorer`. A GRM directory scores with its reward head; an
-    ensemble directory (``ensemble.json``) loads every member and also takes ``reduction``
-    (``mean``, ``min``, ``mean_minus_std``) and ``lam``, overriding its manifest.
-    """
-    from rewardlab.models.ensemble import load_any_scorer
-
-    return load_any_scorer(path, dtype=dtype, trust=trust, **kwargs)
+    return load(path, dtype=dtype, trust=trust, **kwargs)

@@ -7,17 +7,15 @@ rejected in ``__post_init__`` naming the key.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import difflib
-import inspect
-import textwrap
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from rewardlab.choices import DTYPES, ENSEMBLE_REDUCTIONS
 
 
 class ConfigError(ValueError):
@@ -164,8 +162,7 @@ class TrainConfig:
 @dataclass
 class VariantConfig:
     name: str = "bt"
-    """Reward-model variant (``rewardlab variants`` lists them): bt, bt_margin, bt_label_smoothing, bt_frozen,
-    grm_sft, grm_dpo, grm_dpo_noref; generative judges: genrm, star_sft, star_rationalizer, star_dpo."""
+    """Reward-model variant, by its registered name (``rewardlab variants`` lists them with their options)."""
     options: dict[str, Any] = field(default_factory=dict)
     """Variant options, written as ``variant.<option>=value`` (e.g. ``variant.label_smoothing=0.1``)."""
 
@@ -228,12 +225,12 @@ class Recipe:
             (m.lora_r < 0, f"model.lora_r must be >= 0 (0 disables LoRA), got {m.lora_r}"),
             (m.train_layers < 0, f"model.train_layers must be >= 0 (0: all blocks), got {m.train_layers}"),
             (not 0.0 <= m.lora_dropout < 1.0, f"model.lora_dropout must be in [0, 1), got {m.lora_dropout}"),
-            (t.dtype not in ("auto", "float32", "bfloat16"),
+            (t.dtype not in DTYPES,
              f"train.dtype must be 'auto', 'float32' or 'bfloat16', got {t.dtype!r}"),
             (t.batch_size < 1 or t.grad_accum < 1, "train.batch_size and train.grad_accum must be >= 1"),
             (t.lr <= 0, f"train.lr must be > 0, got {t.lr}"),
             (t.ensemble < 1, f"train.ensemble must be >= 1 (1: a single model), got {t.ensemble}"),
-            (t.ensemble_reduction not in ("mean", "min", "mean_minus_std"),
+            (t.ensemble_reduction not in ENSEMBLE_REDUCTIONS,
              f"train.ensemble_reduction must be mean, min or mean_minus_std, got {t.ensemble_reduction!r}"),
             (t.ensemble_lambda < 0, f"train.ensemble_lambda must be >= 0, got {t.ensemble_lambda}"),
             (not 0.0 <= t.warmup_ratio < 1.0, f"train.warmup_ratio must be in [0, 1), got {t.warmup_ratio}"),
@@ -251,25 +248,6 @@ def _bon_problems(d: DataConfig) -> list[str]:
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
-
-
-@cache
-def field_docs(cls: type) -> dict[str, str]:
-    """Attribute docstrings of a dataclass: the string literal right under each field."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError):
-            continue
-        body = tree.body[0].body
-        for node, nxt in zip(body, body[1:], strict=False):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)):
-                docs[node.target.id] = " ".join(str(nxt.value.value).split())
-    return docs
 
 
 def _coerce(value: Any, default: Any, key: str) -> Any:
@@ -393,37 +371,6 @@ def _variant_options(name: str, raw: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = yaml.safe_load(v) if isinstance(v, str) else v
     return out
-
-
-def _variant_option_help() -> list[str]:
-    """One line per variant option: the variants that take it, its default and its documentation."""
-    from rewardlab.variants import VARIANTS
-
-    owners: dict[str, list[str]] = {}
-    info: dict[str, tuple[Any, str]] = {}
-    for vname in VARIANTS:
-        cls = VARIANTS.get(vname)
-        docs = field_docs(cls)
-        for f in dataclasses.fields(cls):
-            owners.setdefault(f.name, []).append(vname)
-            info.setdefault(f.name, (f.default, docs.get(f.name, "")))
-    return [f"  variant.{opt} ({', '.join(owners[opt])}; default {info[opt][0]!r}): {info[opt][1]}"
-            for opt in sorted(owners)]
-
-
-def recipe_help() -> str:
-    """Every recipe key with its default and documentation, for ``--help``."""
-    lines = []
-    for section, cls in SECTIONS.items():
-        docs, defaults = field_docs(cls), cls()
-        for f in dataclasses.fields(cls):
-            lines.append(f"  {section}.{f.name} (default {getattr(defaults, f.name)!r}): {docs.get(f.name, '')}")
-    vdocs = field_docs(VariantConfig)
-    lines.append(f"  variant.name (default 'bt'): {vdocs['name']}")
-    lines.append(f"  variant.<option>: {vdocs['options']}")
-    lines += _variant_option_help()
-    lines.append(f"  output_dir (default {Recipe.output_dir!r}): {field_docs(Recipe)['output_dir']}")
-    return "\n".join(lines)
 
 
 def recipe_to_dict(recipe: Recipe) -> dict:

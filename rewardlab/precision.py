@@ -33,11 +33,12 @@ import torch
 from torch import nn
 
 from rewardlab import jsonout
+from rewardlab.choices import DTYPES as DTYPE_NAMES
 
 log = logging.getLogger("rewardlab")
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-CHOICES = ("auto", "float32", "bfloat16")
+CHOICES = DTYPE_NAMES
 """The names the CLI and recipes offer (``fp32``/``bf16`` are accepted as aliases)."""
 
 BF16_MARGIN = 1.2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -92,14 +92,29 @@ class DataReport:
 class Scorer(Protocol):
     """The one interface every reward-model kind implements.
 
-    Evaluation, best-of-n, audit and the server only talk to this. Kinds declare what they can do
-    through the capability attributes instead of callers switching on a kind's name.
+    Evaluation, best-of-n, audit and the server only talk to this. A scorer declares what it can do
+    through the capability flags (``can_*``) and callers read them, never probing for methods or
+    switching on a kind's name. :class:`rewardlab.models.base.BaseScorer` holds the defaults: every
+    flag off, and each optional method raising an error that names the scorer.
     """
 
     is_generative: bool
     """True when ``compare`` is native (a judge) and ``score`` may be undefined."""
     dtype: torch.dtype
     """The dtype the model's matmuls compute in: what ``auto`` resolved to, for provenance and ``/health``."""
+    encoder: Any
+    """The chat encoding (template and truncation, a :class:`rewardlab.data.encode.ChatEncoder`) whose token
+    ids ``score_ids`` and ``trace_ids`` take; None for a scorer that takes whole conversations only."""
+    tokenizer: Any
+    """The tokenizer behind ``encoder`` (None when the encoder carries it alone)."""
+    max_positions: int | None
+    """The most tokens the model reads (None: no limit known)."""
+    can_score_ids: bool
+    """``score_ids`` gives a scalar reward per token-id sequence (and ``score_pairs`` uses it)."""
+    can_trace: bool
+    """``trace_ids`` gives per-token reward traces (:mod:`rewardlab.models.trace`)."""
+    can_compare_orders: bool
+    """``order_probs`` and ``compare_detailed`` give a judge's probability for each order of presentation."""
 
     def score(self, convs: Sequence[Conversation]) -> torch.Tensor:
         """Scalar rewards, shape ``(n,)``, for whole conversations (the last turn is the judged response)."""
@@ -109,4 +124,30 @@ class Scorer(Protocol):
         self, prompts: Sequence[Conversation], a: Sequence[Conversation], b: Sequence[Conversation]
     ) -> torch.Tensor:
         """P(a[i] ≻ b[i]) for two responses to ``prompts[i]``, shape ``(n,)``."""
+        ...
+
+    def check_length(self, ids: Sequence[int], where: str) -> None:
+        """Raise ``EncodeError`` naming ``where`` when ``ids`` are more tokens than the model reads."""
+        ...
+
+    def score_ids(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Rewards ``(n,)`` of token-id sequences (``can_score_ids``)."""
+        ...
+
+    def score_pairs(self, pairs: Sequence[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rewards of the chosen and of the rejected side of each pair, two ``(n,)`` tensors."""
+        ...
+
+    def trace_ids(self, seqs: Sequence[Sequence[int]], prompt_lens: Sequence[int]) -> list:
+        """A per-token ``TokenTrace`` of each response (``can_trace``); ``ids[:prompt_lens[i]]`` is the prompt."""
+        ...
+
+    def order_probs(self, prompts: Sequence[Conversation], first: Sequence[Conversation],
+                    second: Sequence[Conversation]) -> tuple:
+        """P(first ≻ second) as presented, ``(n,)``, and the verdict parser's counts (``can_compare_orders``)."""
+        ...
+
+    def compare_detailed(self, prompts: Sequence[Conversation], a: Sequence[Conversation],
+                         b: Sequence[Conversation]):
+        """P(a ≻ b) with each order's probability (``can_compare_orders``)."""
         ...

@@ -166,13 +166,7 @@ def train_one(args, method: str, n: int, train_file: Path, runs: Path) -> tuple[
         alpha = float(extra_alpha.group(1)) if extra_alpha else args.alpha
         overrides += [f"variant.alpha={alpha}"] if alpha is not None else []
         overrides += [f"variant.beta={args.beta}"] if args.beta is not None else []
-    recipe = load_recipe(None, overrides)
-    if recipe.train.ensemble > 1:
-        from rewardlab.train.ensemble import train_ensemble
-
-        metrics = train_ensemble(recipe)
-    else:
-        metrics = train_reward_model(recipe)
+    metrics = train_reward_model(load_recipe(None, overrides))  # an ensemble trains its members
     return Path(metrics["final_model"]), metrics
 
 

@@ -118,7 +118,7 @@ def run_probe(scorer, probe: Probe) -> ProbeResult:
     prompts = [x.prompt for x in probe.pairs]
     a, b = [x.a for x in probe.pairs], [x.b for x in probe.pairs]
     if probe.order:
-        if not (getattr(scorer, "is_generative", False) and hasattr(scorer, "order_probs")):
+        if not scorer.can_compare_orders:
             return ProbeResult(probe.name, probe.description, probe.expected, 0, None, None, None, "skipped",
                                f"{probe.name}: not applicable: this scorer scores each response alone, so the "
                                "order of presentation cannot matter")

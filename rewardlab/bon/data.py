@@ -35,10 +35,6 @@ class BonItem:
     def conversation(self, i: int) -> Conversation:
         return [*self.prompt, *self.responses[i]]
 
-    @property
-    def has_gold(self) -> bool:
-        return all(g is not None for g in self.gold)
-
 
 def _gold(location: str, values, n: int) -> tuple[float | None, ...]:
     if values is None:

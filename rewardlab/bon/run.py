@@ -20,7 +20,7 @@ from rewardlab.config import ConfigError
 
 def score_candidates(scorer, items: list[BonItem]) -> list[np.ndarray]:
     """Reward of every candidate, ``(N_p,)`` per prompt, from one ``scorer.score`` call."""
-    if getattr(scorer, "is_generative", False) and not hasattr(scorer, "score_ids"):
+    if scorer.is_generative and not scorer.can_score_ids:
         raise ConfigError("best-of-n needs a scalar reward per candidate; this model is a pairwise judge "
                           "(is_generative) without one")
     convs = [it.conversation(i) for it in items for i in range(len(it.responses))]

@@ -44,14 +44,14 @@ def sample_candidates(policy: str, prompts: list[tuple[str, Conversation]], n: i
     from rewardlab.assets import resolve_model_path
     from rewardlab.models.generation import make_backend
     from rewardlab.models.safety import check_checkpoint
-    from rewardlab.models.scorer import parse_dtype
+    from rewardlab.precision import resolve_dtype
 
     path = str(resolve_model_path(policy))
     use_safe = check_checkpoint(path, trust)  # pickle weights or remote code only with trust
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
     model = None
     if backend != "vllm":
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=parse_dtype(dtype), trust_remote_code=trust,
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype), trust_remote_code=trust,
                                                      use_safetensors=use_safe if use_safe else None).eval()
     gen = make_backend(backend, model, tok, path=path, batch_size=batch_size)
     if top_p < 1.0 and hasattr(gen, "generation_kwargs"):

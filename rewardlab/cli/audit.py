@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rewardlab.cli.eval import add_common_model_args, add_judge_args, load_scorer
+from rewardlab.cli.common import add_common_model_args, add_judge_args, load_scorer
 
 
 def add_parser(sub) -> None:

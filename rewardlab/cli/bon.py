@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from rewardlab.choices import DTYPES
+
 
 def add_scorer_args(p) -> None:
-    p.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16"],
+    p.add_argument("--dtype", default="float32", choices=DTYPES,
                    help="inference precision; auto = bfloat16 where a measurement on the device says it is faster "
                    "(see rewardlab dtype), else float32")
     p.add_argument("--max-length", type=int, default=None,
@@ -45,7 +47,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from rewardlab.bon.run import bon_lab, format_curve
-    from rewardlab.cli.eval import vet_model
+    from rewardlab.cli.common import vet_model
     from rewardlab.cli.suite import split_named
     from rewardlab.config import ConfigError
 

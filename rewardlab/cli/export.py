@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from rewardlab.cli.eval import vet_model
+    from rewardlab.cli.common import vet_model
     from rewardlab.models.export import export_reward_model
 
     vet_model(args.model, args.trust_checkpoint)

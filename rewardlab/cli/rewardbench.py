@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rewardlab.cli.eval import add_common_model_args, add_judge_args
+from rewardlab.cli.common import add_common_model_args, add_judge_args
 
 
 def add_data_args(p, fmt_default: str = "auto") -> None:
@@ -39,7 +39,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from rewardlab.cli.eval import load_scorer
+    from rewardlab.cli.common import load_scorer
     from rewardlab.data import load_pairs
     from rewardlab.eval.calibration import plot_reliability
     from rewardlab.eval.pairwise import write_results

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rewardlab.choices import DTYPES
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -21,7 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="prompts per generate call (each with --n samples)")
     p.add_argument("--backend", default="transformers", choices=["auto", "transformers", "vllm"],
                    help="generation backend; auto = vLLM when installed with a GPU, else transformers")
-    p.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16"], help="policy precision")
+    p.add_argument("--dtype", default="float32", choices=DTYPES, help="policy precision")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow pickle weights / remote code in the policy (runs its code: unsafe)")
     p.add_argument("--out", default="candidates.jsonl", help="output JSON lines")
@@ -36,7 +38,7 @@ def run(args) -> int:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
     if not 0 < args.top_p <= 1:
         raise ConfigError(f"--top-p must be in (0, 1], got {args.top_p}")
-    from rewardlab.cli.eval import vet_model
+    from rewardlab.cli.common import vet_model
 
     vet_model(args.policy, args.trust_checkpoint, "--policy")  # before any prompt is read or weight loaded
     prompts = load_prompts(args.prompts, args.limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rewardlab.cli.eval import add_common_model_args, load_scorer
+from rewardlab.cli.common import add_common_model_args, load_scorer
 
 
 def add_parser(sub) -> None:
@@ -30,7 +30,7 @@ def run(args) -> int:
     scorer = load_scorer(args, progress=args.out != "-")
     seqs = [scorer.encoder.encode_conversation(conv, where).ids for where, conv in items]
     for (where, _), ids in zip(items, seqs, strict=True):
-        scorer._check_length(ids, where)
+        scorer.check_length(ids, where)
     scores = scorer.score_ids(seqs)
     text = "".join(
         jsonout.dumps({"id": where, "score": s}) + "\n"

@@ -7,14 +7,14 @@ import logging
 import os
 from pathlib import Path
 
-from rewardlab.cli.eval import add_common_model_args, add_judge_args, load_scorer
+from rewardlab.cli.common import add_common_model_args, add_judge_args, load_scorer
 
 KEY_ENV = "REWARDLAB_API_KEY"
 log = logging.getLogger("rewardlab")
 
 
 def add_parser(sub) -> None:
-    from rewardlab.config import field_docs
+    from rewardlab.fielddocs import field_docs
     from rewardlab.serve.settings import ServeSettings
 
     p = sub.add_parser(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rewardlab.cli.eval import add_common_model_args
+from rewardlab.cli.common import add_common_model_args
 from rewardlab.cli.rewardbench import add_data_args
 
 
@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import argparse
 
-    from rewardlab.cli.eval import load_scorer
+    from rewardlab.cli.common import load_scorer
     from rewardlab.config import ConfigError
     from rewardlab.data import load_pairs
     from rewardlab.eval.provenance import provenance

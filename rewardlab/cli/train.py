@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rewardlab.config import recipe_help
+from rewardlab.recipe_help import recipe_help
 
 
 def add_parser(sub) -> None:

@@ -11,13 +11,12 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import dataclasses
 
-    from rewardlab.config import field_docs
+    from rewardlab.fielddocs import field_docs
     from rewardlab.variants import VARIANTS
 
     for name in VARIANTS.names():
         cls = VARIANTS.get(name)
-        caps = [c for c in ("frozen_backbone", "needs_margin", "has_lm_head", "needs_reference", "is_generative",
-                            "self_improving") if getattr(cls, c)]
+        caps = [c for c in cls.CAPABILITIES if getattr(cls, c)]
         print(f"{name}: {cls.description}" + (f"  [{', '.join(caps)}]" if caps else ""))
         docs = field_docs(cls)
         for f in dataclasses.fields(cls):

@@ -119,24 +119,21 @@ def evaluate_pairs(
     """Score every pair with ``scorer``; return the summary and per-pair rows.
 
     Scalar scorers are asked for rewards of both sides; generative ones (``is_generative``) for
-    P(chosen ≻ rejected) directly, where a probability of exactly 0.5 is a tie. A judge with
-    ``compare_detailed`` also adds ``order_consistency`` (and, for sampled verdicts, ``verdicts`` and
+    P(chosen ≻ rejected) directly, where a probability of exactly 0.5 is a tie. A judge that
+    ``can_compare_orders`` also adds ``order_consistency`` (and, for sampled verdicts, ``verdicts`` and
     ``unparseable`` counts) to the summary, and ``p_forward`` / ``p_swapped`` to each row.
     """
     judged = None
-    if getattr(scorer, "is_generative", False):
+    if scorer.is_generative:
         args = ([p.prompt for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs])
-        if hasattr(scorer, "compare_detailed"):  # per-order probabilities: order consistency
+        if scorer.can_compare_orders:  # per-order probabilities: order consistency
             judged = scorer.compare_detailed(*args)
             prob = judged.prob
         else:
             prob = scorer.compare(*args)
         chosen, rejected = prob, 1 - prob
-    elif hasattr(scorer, "score_pairs"):
-        chosen, rejected = scorer.score_pairs(pairs)
     else:
-        chosen = scorer.score([p.conversation("chosen") for p in pairs])
-        rejected = scorer.score([p.conversation("rejected") for p in pairs])
+        chosen, rejected = scorer.score_pairs(pairs)
     outcomes = pair_outcomes(chosen, rejected, tie_tol)
     groups = prompt_groups(pairs)
     summary = accuracy_table(pairs, outcomes, seed, groups)

@@ -26,14 +26,13 @@ def data_hash(source: str | Path) -> str | None:
 def template_of(scorer) -> dict:
     """The chat template a scorer renders conversations with: ``sha256`` of its text (or ``None`` when
     the tokenizer has none and rewardlab's plain rendering is used), and the truncation limit."""
-    tok = getattr(scorer, "tokenizer", None)
-    if tok is None:  # ensembles and judges keep theirs on an encoder or a member
-        enc = getattr(scorer, "encoder", None)
-        tok = getattr(enc, "tok", None) or getattr(enc, "tokenizer", None)
+    tok = scorer.tokenizer
+    if tok is None:  # ensembles keep theirs on the encoder
+        tok = getattr(scorer.encoder, "tok", None)
     text = getattr(tok, "chat_template", None) if tok is not None else None
     if isinstance(text, dict):
         text = "\n".join(f"{k}:{v}" for k, v in sorted(text.items()))
-    enc = getattr(scorer, "encoder", None)
+    enc = scorer.encoder
     return {"chat_template_sha256": hashlib.sha256(text.encode()).hexdigest() if text else None,
             "max_length": getattr(enc, "max_length", None)}
 

@@ -26,7 +26,7 @@ def prob_chosen(scorer: Scorer, rows: Sequence[dict]) -> np.ndarray:
     """P(chosen ≻ rejected) per pair from :func:`evaluate_pairs` rows: the judge's probability for a
     generative scorer (its ``chosen_score``), σ(r_c − r_r) for a scalar one."""
     c = np.array([r["chosen_score"] for r in rows], dtype=float)
-    if getattr(scorer, "is_generative", False):
+    if scorer.is_generative:
         return c
     r = np.array([r["rejected_score"] for r in rows], dtype=float)
     return 1.0 / (1.0 + np.exp(-(c - r)))

@@ -34,7 +34,7 @@ def reward_func(scorer, name: str = "rewardlab", empty_reward: float | None = No
     ``empty_reward``: what an empty completion gets (it has nothing to score); ``None`` raises instead.
     ``batch_size``: score at most this many conversations per call to the scorer (default: all at once).
     """
-    if getattr(scorer, "is_generative", False):
+    if scorer.is_generative:
         raise ValueError("a generative judge has no scalar reward; TRL reward functions need one per completion")
 
     def fn(prompts: Sequence, completions: Sequence, **_) -> list[float]:

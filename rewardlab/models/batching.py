@@ -43,6 +43,7 @@ from rewardlab.models.packing import (
     packed,
     packed_attention_engine,
     packed_forks,
+    packing_enabled,
     supports_packing,
 )
 
@@ -101,7 +102,7 @@ def choose_layout(model: nn.Module, device: torch.device | str, packing: bool | 
     caller knows whether it does)."""
     if packing not in (True, False, "auto"):
         raise ValueError(f"packing must be True, False or 'auto', got {packing!r}")
-    if packing is False or not supports_packing(model):
+    if packing is False or not supports_packing(model) or not packing_enabled(model):
         return "pad"
     if packing == "auto" and not packing_pays(device):
         return "pad"
@@ -240,17 +241,18 @@ def length_batches(lengths: Sequence[int], batch_tokens: int, max_batch: int = 2
 def forward_batches(items: Sequence, step: Callable[[Batch, list[int]], torch.Tensor | Sequence[torch.Tensor]],
                     device: torch.device | str, *, layout: str = "pack", pad_id: int = 0, batch_tokens: int = 8192,
                     lengths: Sequence[int] | None = None, build: Callable[[list[int]], Batch] | None = None,
-                    progress: bool = False, desc: str = "scoring") -> list:
+                    progress: bool = False, desc: str = "scoring", max_batch: int = 256) -> list:
     """The inference loop: ``items`` (token sequences, by default) in groups of similar length of at
     most ``batch_tokens`` tokens, each group laid out as ``layout`` (or by ``build(group)``), moved to
     ``device`` and given to ``step(batch, group)``, which returns one output per item of the group (a
     tensor whose first dimension is the group, or a list). Returns the outputs in input order, on the CPU.
-    ``lengths`` (default: each item's length) sizes the groups; ``progress`` shows a bar of batches."""
+    ``lengths`` (default: each item's length) sizes the groups, of at most ``max_batch`` items;
+    ``progress`` shows a bar of batches."""
     from tqdm.auto import tqdm
 
     lengths = [len(x) for x in items] if lengths is None else list(lengths)
     out: list = [None] * len(items)
-    groups = list(length_batches(lengths, batch_tokens))
+    groups = list(length_batches(lengths, batch_tokens, max_batch))
     for group in tqdm(groups, desc=desc, unit="batch", disable=not progress):
         batch = build(group) if build is not None else make_batch([list(items[i]) for i in group], layout, pad_id)
         result = step(batch.to(device), group)

@@ -32,6 +32,23 @@ MARKED_MODEL_TYPES = (MLP_MODEL_TYPE, MEAN_POOLED_MODEL_TYPE)
 _HUB_SNAPSHOT = re.compile(r"models--([^/]+)--([^/]+)/snapshots/[^/]+/?$")
 
 
+def saved_kind(path: str | Path) -> str | None:
+    """The model kind a checkpoint directory records (``config.json``'s ``rewardlab.kind``, or an adapter's
+    ``rewardlab_adapter.json`` ``kind``); None for a plain scalar reward model or any other directory."""
+    path = Path(path)
+    for name, key in (("config.json", META_KEY), ("rewardlab_adapter.json", None)):
+        f = path / name
+        if f.exists():
+            try:
+                meta = json.loads(f.read_text())
+            except ValueError:
+                continue
+            meta = (meta.get(key) or {}) if key else meta
+            if meta.get("kind"):
+                return meta["kind"]
+    return None
+
+
 def mark_mlp_checkpoint(out: Path) -> None:
     """Rewrite ``out/config.json`` so stock transformers refuses it (see the module docstring): an MLP
     head declares ``rewardlab-mlp-head``, a mean-pooled linear head ``rewardlab-mean-pooled``."""

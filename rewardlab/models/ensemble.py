@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 
 from rewardlab import jsonout
+from rewardlab.choices import ENSEMBLE_REDUCTIONS
 from rewardlab.models.scorer import PairScoringMixin
 from rewardlab.types import Conversation
 
 MANIFEST = "ensemble.json"
-REDUCTIONS = ("mean", "min", "mean_minus_std")
+REDUCTIONS = ENSEMBLE_REDUCTIONS
 
 
 def reduce_scores(scores: torch.Tensor, reduction: str = "mean", lam: float = 1.0) -> torch.Tensor:
@@ -44,9 +45,7 @@ def reduce_scores(scores: torch.Tensor, reduction: str = "mean", lam: float = 1.
 class EnsembleScorer(PairScoringMixin):
     """Members behind the Scorer interface; ``compare`` is σ(r_a − r_b) of the reduced rewards."""
 
-    is_generative = False
-    has_lm_head = False
-    needs_reference = False
+    can_score_ids = True
 
     def __init__(self, members: Sequence, reduction: str = "mean", lam: float = 1.0) -> None:
         if not members:
@@ -79,9 +78,9 @@ class EnsembleScorer(PairScoringMixin):
         """The dtype the members' matmuls run in (they load with one ``dtype``)."""
         return self.members[0].dtype
 
-    def _check_length(self, ids, where: str) -> None:
+    def check_length(self, ids, where: str) -> None:
         for m in self.members:
-            m._check_length(ids, where)
+            m.check_length(ids, where)
 
     def member_scores_ids(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
         """Every member's rewards for tokenized sequences, ``(k, n)``."""
@@ -115,18 +114,3 @@ def write_manifest(path: str | Path, members: Sequence[str | Path], reduction: s
 
 def is_ensemble_dir(path: str | Path) -> bool:
     return (Path(path) / MANIFEST).exists()
-
-
-def load_any_scorer(path: str | Path, dtype: str = "float32", trust: bool = False,
-                    reduction: str | None = None, lam: float | None = None, **kwargs):
-    """The Scorer for a reward-model directory: a judge (``rewardlab_judge.json``), an ensemble
-    (``ensemble.json``) or a single model (scalar or GRM). ``reduction`` / ``lam`` apply to ensembles only."""
-    from rewardlab.models.judge_scorer import JudgeScorer, is_judge_dir
-    from rewardlab.models.scorer import ScalarScorer
-
-    if is_judge_dir(path):  # a generative judge (rewardlab_judge.json): compare only
-        return JudgeScorer.load(path, dtype=dtype, trust=trust, max_length=kwargs.get("max_length"),
-                                device=kwargs.get("device"))
-    if is_ensemble_dir(path):
-        return EnsembleScorer.load(path, reduction, lam, dtype=dtype, trust=trust, **kwargs)
-    return ScalarScorer.load(path, dtype=dtype, trust=trust, **kwargs)

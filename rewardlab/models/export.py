@@ -29,7 +29,7 @@ def export_reward_model(path: str | Path, out: str | Path, trust: bool = False) 
     """Write the reward model in ``path`` to ``out`` as a plain ``AutoModelForSequenceClassification``
     checkpoint (``num_labels=1``, linear head) that gives the same scores; return ``out``."""
     from rewardlab.models.grm import is_grm_dir
-    from rewardlab.models.scalar import load_reward_model, save_reward_model
+    from rewardlab.models.scalar import load_scalar_model, save_reward_model, warn_if_old_format
 
     path = Path(resolve_model_path(path))
     if not path.is_dir():
@@ -37,7 +37,8 @@ def export_reward_model(path: str | Path, out: str | Path, trust: bool = False) 
     why = why_not_exportable(path)
     if why:
         raise ExportError(f"{path}: {why}")
-    model = _grm_as_classifier(path, trust) if is_grm_dir(path) else load_reward_model(path, trust=trust)
+    warn_if_old_format(path)
+    model = _grm_as_classifier(path, trust) if is_grm_dir(path) else load_scalar_model(path, trust=trust)
     return save_reward_model(model, load_tokenizer(path), out)  # merges a LoRA adapter
 
 

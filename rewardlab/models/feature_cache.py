@@ -307,9 +307,7 @@ class CachedScorer(PairScoringMixin):
     ``mean`` pooling it must be a head fitted on mean-pooled features.
     """
 
-    is_generative = False
-    has_lm_head = False
-    needs_reference = False
+    can_score_ids = True
 
     def __init__(self, scorer: ScalarScorer, cache: FeatureCache, head: nn.Module | None = None,
                  progress: bool = True) -> None:
@@ -325,8 +323,8 @@ class CachedScorer(PairScoringMixin):
         """The dtype the backbone computed the features in."""
         return self.scorer.dtype
 
-    def _check_length(self, ids: Sequence[int], where: str) -> None:
-        self.scorer._check_length(ids, where)
+    def check_length(self, ids: Sequence[int], where: str) -> None:
+        self.scorer.check_length(ids, where)
 
     def features(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
         """Features ``(n, hidden)`` of tokenized sequences, from the cache where it has them."""
@@ -336,7 +334,7 @@ class CachedScorer(PairScoringMixin):
     def score_ids(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
         """Rewards ``(n,)`` float32 for tokenized sequences, in input order."""
         for i, s in enumerate(seqs):
-            self._check_length(s, f"sequence {i}")
+            self.check_length(s, f"sequence {i}")
         p = next(self.head.parameters())
         return self.head(self.features(seqs).to(p.device, p.dtype)).squeeze(-1).float().cpu()
 

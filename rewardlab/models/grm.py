@@ -33,7 +33,7 @@ from rewardlab.models.batching import (
     forward_batches,
     hidden_states,
 )
-from rewardlab.models.checkpoint import adapter_base
+from rewardlab.models.checkpoint import adapter_base, saved_kind
 from rewardlab.models.packing import enable_packing, pack_forked
 from rewardlab.models.safety import check_checkpoint
 from rewardlab.models.scalar import (
@@ -46,6 +46,7 @@ from rewardlab.models.scalar import (
     head_config_of,
     make_head,
     quiet_transformers,
+    record_encoding,
     set_pad,
     unwrap,
 )
@@ -59,15 +60,7 @@ def is_grm_config(config) -> bool:
 
 def is_grm_dir(path: str | Path) -> bool:
     """True when ``path`` holds a GRM checkpoint (full model, or LoRA adapter of one)."""
-    path = Path(path)
-    for name, key in (("config.json", META_KEY), ("rewardlab_adapter.json", None)):
-        f = path / name
-        if f.exists():
-            meta = json.loads(f.read_text())
-            meta = (meta.get(key) or {}) if key else meta
-            if meta.get("kind") == KIND:
-                return True
-    return False
+    return saved_kind(path) == KIND
 
 
 def _causal_lm(path: str, dtype: torch.dtype, trust: bool) -> nn.Module:
@@ -88,6 +81,7 @@ def build_grm_model(base: str, tokenizer, head: HeadConfig | None = None,
     that checkpoint with its trained reward head (to train further; ``head`` is then ignored)."""
     path = resolve_model_path(base)
     model = _causal_lm(path, dtype, trust)
+    saved = dict(getattr(model.config, META_KEY, None) or {})
     if is_grm_config(model.config):
         head = head_config_of(model.config)
         model.score = make_head(model.config.get_text_config().hidden_size, head).to(dtype)
@@ -97,7 +91,10 @@ def build_grm_model(base: str, tokenizer, head: HeadConfig | None = None,
         model.score = _fresh_head(model, head).to(dtype)
         model.config.pad_token_id = choose_pad_id(tokenizer)
         set_pad(tokenizer, model.config.pad_token_id)
-    setattr(model.config, META_KEY, {"format_version": FORMAT_VERSION, "kind": KIND, "head": asdict(head)})
+    meta = {"format_version": FORMAT_VERSION, "kind": KIND, "head": asdict(head)}
+    if saved.get("encoding"):  # a GRM checkpoint's truncation settings stay with it
+        meta["encoding"] = saved["encoding"]
+    setattr(model.config, META_KEY, meta)
     enable_packing(model)
     return model
 
@@ -123,6 +120,8 @@ def load_grm_model(path: str | Path, dtype: torch.dtype = torch.float32, trust: 
         meta = json.loads((path / "rewardlab_adapter.json").read_text())
         tok = AutoTokenizer.from_pretrained(str(path))
         base = build_grm_model(adapter_base(path, meta["base_model"]), tok, HeadConfig(**meta["head"]), dtype, trust)
+        if meta.get("encoding"):
+            record_encoding(base, **meta["encoding"])
         return PeftModel.from_pretrained(base, str(path)).eval()
     return build_grm_model(str(path), None, dtype=dtype, trust=trust).eval()
 

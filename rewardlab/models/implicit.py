@@ -14,12 +14,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rewardlab.choices import IMPLICIT_REDUCTIONS
 from rewardlab.data.encode import ChatEncoder
 from rewardlab.data.validate import check_conversation
+from rewardlab.models.base import BaseScorer
 from rewardlab.models.lm import load_causal_lm, sequence_logps
 from rewardlab.types import Conversation
 
-REDUCTIONS = ("ratio", "sum", "mean")
+REDUCTIONS = IMPLICIT_REDUCTIONS
 
 
 def implicit_reward(logps: torch.Tensor, tokens: torch.Tensor, ref_logps: torch.Tensor | None, beta: float,
@@ -39,12 +41,10 @@ def implicit_reward(logps: torch.Tensor, tokens: torch.Tensor, ref_logps: torch.
     raise ValueError(f"implicit reward reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
 
 
-class DPOImplicitScorer:
+class DPOImplicitScorer(BaseScorer):
     """Scalar rewards from a policy (and its reference, for ``ratio``); ``compare`` = σ(r_a − r_b)."""
 
-    is_generative = False
-    has_lm_head = True
-    needs_reference = True
+    can_trace = True
 
     def __init__(self, policy: nn.Module, tokenizer, reference: nn.Module | None = None, beta: float = 0.1,
                  reduction: str = "ratio", max_length: int | None = None, batch_size: int = 8) -> None:
@@ -56,7 +56,6 @@ class DPOImplicitScorer:
             raise ValueError(f"beta must be > 0, got {beta}")
         self.policy = policy.eval()
         self.reference = reference.eval() if reference is not None and reduction == "ratio" else None
-        self.needs_reference = self.reference is not None
         self.tokenizer = tokenizer
         self.encoder = ChatEncoder(tokenizer, max_length=max_length)
         self.beta, self.reduction, self.batch_size = beta, reduction, batch_size
@@ -69,14 +68,15 @@ class DPOImplicitScorer:
              device: str | torch.device | None = None, **kwargs) -> DPOImplicitScorer:
         """The implicit reward of ``policy`` against ``reference`` on ``device`` (default: the GPU when
         there is one, else the CPU)."""
-        from rewardlab.models.scorer import parse_dtype, resolve_device
+        from rewardlab.models.scorer import resolve_device
+        from rewardlab.precision import resolve_dtype
 
         if reduction not in REDUCTIONS:
             raise ValueError(f"implicit reward reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
         if reduction == "ratio" and not reference:
             raise ValueError("the 'ratio' implicit reward needs a reference model (or use 'sum' / 'mean')")
         device = resolve_device(device)
-        dtype = parse_dtype(dtype, device)
+        dtype = resolve_dtype(dtype, device)
         model, tok = load_causal_lm(policy, dtype, trust)
         ref = load_causal_lm(reference, dtype, trust)[0] if reference and reduction == "ratio" else None
         return cls(model.to(device), tok, ref.to(device) if ref is not None else None, beta=beta,
@@ -102,3 +102,11 @@ class DPOImplicitScorer:
         r = self.score([[*p, *x] for p, x in zip(prompts, a, strict=True)]
                        + [[*p, *x] for p, x in zip(prompts, b, strict=True)])
         return torch.sigmoid(r[: len(prompts)] - r[len(prompts):])
+
+    def trace_ids(self, seqs: Sequence[Sequence[int]], prompt_lens: Sequence[int]) -> list:
+        """Each response token's share β·(log π − log π_ref) of the implicit reward (β·log π without a
+        reference): :func:`rewardlab.models.trace.implicit_token_rewards`."""
+        from rewardlab.models.trace import TokenTrace, implicit_token_rewards
+
+        vals = implicit_token_rewards(self.policy, self.reference, self.beta, seqs, prompt_lens, self.pad_id)
+        return [TokenTrace(list(s), p, v, "token_reward") for s, p, v in zip(seqs, prompt_lens, vals, strict=True)]

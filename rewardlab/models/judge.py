@@ -173,14 +173,16 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, 
 def next_token_logits(model: nn.Module, seqs: Sequence[Sequence[int]], pad_id: int,
                       batch_size: int = 16) -> torch.Tensor:
     """Logits of the token after each sequence, ``(n, vocab)`` float32 (left-padded batches)."""
+    from rewardlab.models.batching import PaddedBatch, hidden_states
+    from rewardlab.models.scalar import backbone_of, unwrap
+
     device = next(model.parameters()).device
+    lm_head = unwrap(model).get_output_embeddings()
     out = []
     for start in range(0, len(seqs), batch_size):
         ids, mask = left_pad(seqs[start:start + batch_size], pad_id)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
-                       use_cache=False, logits_to_keep=1).logits[:, -1]
-        out.append(logits.float().cpu())
+        hidden = hidden_states(backbone_of(model), PaddedBatch(ids.to(device), mask.to(device)))
+        out.append(lm_head(hidden.at_last()).float().cpu())
     return torch.cat(out)
 
 

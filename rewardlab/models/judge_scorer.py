@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from rewardlab import jsonout
+from rewardlab.models.base import BaseScorer
 from rewardlab.models.judge import (
     JudgePrompt,
     indicator_probs,
@@ -109,12 +110,11 @@ class JudgeResult:
         return sum(self.reasons[r] for r in UNPARSEABLE_REASONS)
 
 
-class JudgeScorer:
+class JudgeScorer(BaseScorer):
     """A pairwise LLM judge as a :class:`rewardlab.types.Scorer`: ``compare`` is native, ``score`` is not."""
 
     is_generative = True
-    has_lm_head = False
-    needs_reference = False
+    can_compare_orders = True
 
     def __init__(self, model, tokenizer, settings: JudgeSettings | None = None, max_length: int | None = None,
                  path: str | None = None, backend=None) -> None:
@@ -137,14 +137,15 @@ class JudgeScorer:
         from any causal LM (alias, directory or hub id) with ``overrides`` alone (a zero-shot judge).
         ``device``: where it runs (default: the GPU when there is one, else the CPU)."""
         from rewardlab.models.lm import load_causal_lm
-        from rewardlab.models.scorer import parse_dtype, resolve_device
+        from rewardlab.models.scorer import resolve_device
+        from rewardlab.precision import resolve_dtype
 
         raw = read_judge_manifest(path) if is_judge_dir(path) else {}
         raw.update({k: v for k, v in overrides.items() if v is not None})
         settings = JudgeSettings(**raw)  # bad settings fail before the model loads
         judge_prompt(settings.prompt)
         device = resolve_device(device)
-        model, tok = load_causal_lm(path, parse_dtype(dtype, device), trust)
+        model, tok = load_causal_lm(path, resolve_dtype(dtype, device), trust)
         return cls(model.to(device), tok, settings, max_length=max_length, path=str(path))
 
     @property

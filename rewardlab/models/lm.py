@@ -15,6 +15,8 @@ from torch import nn
 
 from rewardlab.assets import resolve_model_path
 from rewardlab.losses.regularizers import token_logps
+from rewardlab.models.batching import PaddedBatch, choose_layout, forward_batches, hidden_states
+from rewardlab.models.packing import enable_packing
 from rewardlab.models.safety import check_checkpoint
 from rewardlab.models.scalar import backbone_of, unwrap
 
@@ -30,6 +32,7 @@ def load_causal_lm(path: str | Path, dtype: torch.dtype = torch.float32, trust: 
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
+    enable_packing(model)  # packed rows where they pay (rewardlab.models.batching); generation is unchanged
     return model.eval(), tok
 
 
@@ -51,35 +54,48 @@ def target_logps(model: nn.Module, input_ids: torch.Tensor, attention_mask: torc
                  target_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed ``log π(x_t | x_<t)`` over the target tokens of each row, and their count, each ``(n,)``
     float32. All inputs ``(n, L)``, right-padded; differentiable (no ``inference_mode`` here)."""
-    backbone = backbone_of(model)
-    h = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    h = hidden_states(backbone_of(model), PaddedBatch(input_ids, attention_mask)).flat
     rows, cols = target_mask.bool().nonzero(as_tuple=True)
-    lp = token_logps(unwrap(model).get_output_embeddings()(h[rows, cols - 1]), input_ids[rows, cols])
+    flat = rows * input_ids.shape[1] + cols
+    lp = token_logps(unwrap(model).get_output_embeddings()(h[flat - 1]), input_ids.reshape(-1)[flat])
     n = input_ids.shape[0]
-    total = torch.zeros(n, dtype=torch.float32, device=h.device).index_add(0, rows, lp)
-    count = torch.zeros(n, dtype=torch.float32, device=h.device).index_add(0, rows, torch.ones_like(lp))
+    total = torch.zeros(n, dtype=torch.float32, device=h.device).index_add(0, rows, lp.float())
+    count = torch.zeros(n, dtype=torch.float32, device=h.device).index_add(0, rows, torch.ones_like(lp, dtype=torch.float32))
     return total, count
 
 
 @torch.inference_mode()
 def sequence_logps(model: nn.Module, seqs: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int,
                    batch_size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`target_logps` over many sequences (no gradients), in input order, batched by length."""
+    """Summed ``log π`` of tokens ``starts[i]..`` of each sequence and their count, two ``(n,)`` float32
+    tensors in input order (no gradients): batches of at most ``batch_size`` sequences of similar length,
+    laid out by :func:`rewardlab.models.batching.choose_layout` (token 0 has no predecessor: never scored)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total = torch.empty(len(seqs), dtype=torch.float32)
-    count = torch.empty(len(seqs), dtype=torch.float32)
-    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    lm_head = unwrap(model).get_output_embeddings()
+
+    def step(batch, group):
+        hidden = hidden_states(backbone_of(model), batch)
+        firsts = hidden.starts.tolist()
+        tgt, seg = [], []
+        for j, i in enumerate(group):
+            span = range(max(starts[i], 1), len(seqs[i]))
+            tgt += [firsts[j] + t for t in span]
+            seg += [j] * len(span)
+        tgt_t, seg_t = torch.tensor(tgt, device=device, dtype=torch.long), torch.tensor(seg, device=device, dtype=torch.long)
+        lp = token_logps(lm_head(hidden.flat[tgt_t - 1]), batch.input_ids.reshape(-1)[tgt_t]).float()
+        total = torch.zeros(len(group), device=device).index_add(0, seg_t, lp)
+        count = torch.zeros(len(group), device=device).index_add(0, seg_t, torch.ones_like(lp))
+        return torch.stack([total, count], dim=-1)
+
     try:
-        for b in range(0, len(order), batch_size):
-            group = order[b:b + batch_size]
-            ids, mask, tgt = right_pad([seqs[i] for i in group], [starts[i] for i in group], pad_id)
-            lp, c = target_logps(model, ids.to(device), mask.to(device), tgt.to(device))
-            total[group], count[group] = lp.cpu(), c.cpu()
+        out = forward_batches(seqs, step, device, layout=choose_layout(unwrap(model), device), pad_id=pad_id,
+                              batch_tokens=1 << 30, max_batch=batch_size)
     finally:
         model.train(was_training)
-    return total, count
+    both = torch.stack(out) if out else torch.empty(0, 2)
+    return both[:, 0].contiguous(), both[:, 1].contiguous()
 
 
 class TargetLogps(nn.Module):

@@ -251,8 +251,11 @@ def _varlen_attention(
         raise ValueError("forked packing needs a causal (decoder-only) model")
     if forks is None and len(cu) == 2:  # one sequence: plain SDPA on every device
         return sdpa(query, key, value).transpose(1, 2).contiguous(), None
-    if packed_attention_engine(query.device) == "flex" and not (module.training and dropout):
-        return _flex_attention(query, key, value, cu, forks, causal, scaling), None
+    if packed_attention_engine(query.device) == "flex" and not (module.training and dropout) and not _FLEX_FAILED:
+        try:
+            return _flex_attention(query, key, value, cu, forks, causal, scaling), None
+        except Exception as e:  # a torch whose flex attention cannot compile here: per-sequence SDPA instead
+            _flex_failed(e)
     if forks is not None:
         return _forked_attention(sdpa, query, key, value, forks), None
     # torch.split, not one slice per segment: the backward of a slice writes a zero-filled gradient of
@@ -264,6 +267,17 @@ def _varlen_attention(
 
 
 _COMPILED_FLEX = None
+_FLEX_FAILED: list[str] = []
+"""Set (to the error) when flex attention failed once in this process: packed rows then attend per sequence."""
+
+
+def _flex_failed(error: Exception) -> None:
+    import logging
+
+    _FLEX_FAILED.append(f"{type(error).__name__}: {error}")
+    logging.getLogger("rewardlab").warning(
+        "flex attention failed (%s); packed rows attend with SDPA per sequence from now on",
+        _FLEX_FAILED[0].splitlines()[0][:300])
 
 
 def _compiled_flex():
@@ -345,6 +359,12 @@ def supports_packing(model: torch.nn.Module) -> bool:
     decoder_only = (config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
                     and config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES)
     return decoder_only and bool(getattr(model, "_supports_attention_backend", False))
+
+
+def packing_enabled(model: torch.nn.Module) -> bool:
+    """Whether ``model`` runs the varlen attention (:func:`enable_packing`): only then may it take packed rows."""
+    config = getattr(model, "config", None)
+    return getattr(config, "_attn_implementation", None) == VARLEN
 
 
 def enable_packing(model: torch.nn.Module) -> bool:

@@ -253,20 +253,29 @@ def build_reward_model(base: str, tokenizer, head: HeadConfig | None = None,
     return model
 
 
+def record_encoding(model: nn.Module, max_length: int | None, min_prompt_tokens: int) -> None:
+    """Record in ``model``'s config the truncation it trained with (``data.max_length``,
+    ``data.min_prompt_tokens``), saved with the checkpoint and read back when it scores."""
+    config = unwrap(model).config
+    meta = dict(getattr(config, META_KEY, None) or {})
+    meta["encoding"] = {"max_length": max_length, "min_prompt_tokens": min_prompt_tokens}
+    setattr(config, META_KEY, meta)
+
+
+def encoding_of(model: nn.Module) -> dict:
+    """The truncation a checkpoint recorded (:func:`record_encoding`); empty when it recorded none."""
+    return dict((getattr(unwrap(model).config, META_KEY, None) or {}).get("encoding") or {})
+
+
 def head_config_of(config) -> HeadConfig:
     meta = getattr(config, META_KEY, None) or {}
     return HeadConfig(**meta.get("head", {}))
 
 
-def load_reward_model(path: str | Path, dtype: torch.dtype = torch.float32, trust: bool = False) -> nn.Module:
-    """Load a trained scalar RM directory (full model or LoRA adapter with its head); a GRM
-    directory loads as its causal LM with the reward head (see :mod:`rewardlab.models.grm`)."""
-    from rewardlab.models.grm import is_grm_dir, load_grm_model
-
+def load_scalar_model(path: str | Path, dtype: torch.dtype = torch.float32, trust: bool = False) -> nn.Module:
+    """Load a trained scalar RM directory (full model, or LoRA adapter with its head). Any saved kind,
+    GRM included: :func:`rewardlab.models.loading.load_reward_model`."""
     path = Path(resolve_model_path(path))
-    warn_if_old_format(path)
-    if is_grm_dir(path):  # a GRM scores with its reward head; its LM head simply goes unused
-        return load_grm_model(path, dtype, trust)
     if (path / "adapter_config.json").exists():
         return _load_adapter(path, dtype, trust)
     model = _from_pretrained(str(path), dtype, trust)
@@ -313,6 +322,8 @@ def _load_adapter(path: Path, dtype: torch.dtype, trust: bool) -> nn.Module:
     tok = AutoTokenizer.from_pretrained(str(path))
     base = build_reward_model(adapter_base(path, meta["base_model"]), tok, HeadConfig(**meta["head"]), dtype, trust,
                               meta.get("num_layers", 0))
+    if meta.get("encoding"):
+        record_encoding(base, **meta["encoding"])
     model = PeftModel.from_pretrained(base, str(path))
     return model.eval()
 
@@ -367,4 +378,6 @@ def _save_adapter(model: nn.Module, out: Path, base: str, kind: str | None) -> N
         meta["num_layers"] = layers
     if kind:  # a model kind other than the plain scalar RM (e.g. grm) loads through its own builder
         meta["kind"] = kind
+    if encoding_of(model):
+        meta["encoding"] = encoding_of(model)
     (out / "rewardlab_adapter.json").write_text(jsonout.dumps(meta, indent=2) + "\n")

@@ -10,12 +10,14 @@ from torch import nn
 
 from rewardlab.data.encode import ChatEncoder, EncodeError
 from rewardlab.data.validate import check_conversation
+from rewardlab.models.base import BaseScorer
 from rewardlab.models.batching import choose_layout, forward_batches
+from rewardlab.models.loading import load_reward_model
 from rewardlab.models.scalar import (
     backbone_of,
+    encoding_of,
     head_features,
     head_of,
-    load_reward_model,
     reads_last_token,
     reward_forward,
     unwrap,
@@ -34,12 +36,6 @@ def for_scoring(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     return bf16_matmuls(model, keep=[head_of(model), lm_head])
 
 
-def parse_dtype(name: str | torch.dtype, device: str | torch.device = "cpu") -> torch.dtype:
-    """A dtype from its name; ``auto`` is bfloat16 where a measurement on ``device`` says it is faster,
-    else float32 (:func:`rewardlab.precision.auto_choice`)."""
-    return resolve_dtype(name, device)
-
-
 def resolve_device(name: str | torch.device | None) -> torch.device:
     """``None``/``auto`` -> the first CUDA device when there is one, else the CPU; other names as written.
 
@@ -55,8 +51,8 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
     return device
 
 
-class PairScoringMixin:
-    """``score_pairs`` and ``compare`` for any scalar scorer with ``encoder``, ``_check_length``,
+class PairScoringMixin(BaseScorer):
+    """``score_pairs`` and ``compare`` for any scalar scorer with ``encoder``, ``check_length``,
     ``score_ids`` and ``score`` (the single model and the ensemble share them)."""
 
     def score_pairs(self, pairs: Sequence[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,7 +63,7 @@ class PairScoringMixin:
         for side in ("chosen", "rejected"):
             for p in pairs:
                 enc = self.encoder.encode(p.prompt, getattr(p, side), p.id)
-                self._check_length(enc.ids, p.id)
+                self.check_length(enc.ids, p.id)
                 where.append(index.setdefault(tuple(enc.ids), len(index)))
         r = self.score_ids([list(ids) for ids in index])[torch.tensor(where, dtype=torch.long)]
         return r[: len(pairs)], r[len(pairs):]
@@ -92,15 +88,16 @@ class ScalarScorer(PairScoringMixin):
     every sequence keeps its own positions and attention span.
     """
 
-    is_generative = False
-    has_lm_head = False
-    needs_reference = False
+    can_score_ids = True
 
     def __init__(self, model: nn.Module, tokenizer, max_length: int | None = None,
-                 batch_tokens: int = 8192, packing: bool | str = "auto", progress: bool = False) -> None:
+                 batch_tokens: int = 8192, packing: bool | str = "auto", progress: bool = False,
+                 min_prompt_tokens: int | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.encoder = ChatEncoder(tokenizer, max_length=max_length)
+        if min_prompt_tokens is None:  # what the checkpoint trained with (data.min_prompt_tokens), else 32
+            min_prompt_tokens = encoding_of(model).get("min_prompt_tokens", 32)
+        self.encoder = ChatEncoder(tokenizer, max_length=max_length, min_prompt_tokens=min_prompt_tokens)
         self.batch_tokens = batch_tokens
         self.packing = packing
         self.progress = progress
@@ -137,7 +134,7 @@ class ScalarScorer(PairScoringMixin):
         from rewardlab.models.checkpoint import load_tokenizer
 
         device = resolve_device(device)
-        dtype = parse_dtype(dtype, device)
+        dtype = resolve_dtype(dtype, device)
         model = load_reward_model(path, torch.float32 if dtype == torch.bfloat16 else dtype, trust=trust)
         tok = load_tokenizer(path)
         return cls(for_scoring(model, dtype).to(device), tok, **kwargs)
@@ -154,11 +151,11 @@ class ScalarScorer(PairScoringMixin):
         for i, conv in enumerate(convs):
             conv = check_conversation(conv, f"{where} {i}")
             ids = self.encoder.encode_conversation(conv, f"{where} {i}").ids
-            self._check_length(ids, f"{where} {i}")
+            self.check_length(ids, f"{where} {i}")
             seqs.append(ids)
         return seqs
 
-    def _check_length(self, ids: Sequence[int], where: str) -> None:
+    def check_length(self, ids: Sequence[int], where: str) -> None:
         if self.max_positions and len(ids) > self.max_positions:
             raise EncodeError(f"{where}: {len(ids)} tokens exceed the model's {self.max_positions} positions; "
                               "set max_length to truncate explicitly")
@@ -170,7 +167,7 @@ class ScalarScorer(PairScoringMixin):
         A sequence longer than the model's positions raises :class:`EncodeError` naming its index
         (positions past the table would give a score, silently wrong, or an index error)."""
         for i, s in enumerate(seqs):
-            self._check_length(s, f"sequence {i}")
+            self.check_length(s, f"sequence {i}")
         out = forward_batches(seqs, lambda batch, _: reward_forward(self.model, batch), self.device,
                               layout=self.layout, pad_id=self.pad_id, batch_tokens=self.batch_tokens,
                               progress=self.progress)
@@ -178,6 +175,20 @@ class ScalarScorer(PairScoringMixin):
 
     def score(self, convs: Sequence[Conversation]) -> torch.Tensor:
         return self.score_ids(self.encode(convs))
+
+    @property
+    def can_trace(self) -> bool:
+        """A decoder reads its head at every position (encoders pool the whole sequence: no trace)."""
+        return reads_last_token(self.model)
+
+    def trace_ids(self, seqs: Sequence[Sequence[int]], prompt_lens: Sequence[int]) -> list:
+        """Per-token traces: the reward of every prefix of each response (:mod:`rewardlab.models.trace`)."""
+        from rewardlab.models.trace import TraceError, prefix_rewards_ids, prefix_traces
+
+        if not self.can_trace:
+            raise TraceError("per-token traces need a causal (decoder) reward model: this encoder pools the "
+                             "whole sequence, so no position sees only its prefix")
+        return prefix_traces(seqs, prompt_lens, prefix_rewards_ids(self, seqs))
 
     @torch.inference_mode()
     def features(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
@@ -19,7 +19,7 @@ from rewardlab import __version__
 from rewardlab.serve import inputs
 from rewardlab.serve.batching import DynamicBatcher
 from rewardlab.serve.engine import Engine, ServeError
-from rewardlab.serve.guard import BEARER, LimitsAndMetrics, add_docs, add_error_handlers, key_checker, key_ok
+from rewardlab.serve.guard import BEARER, LimitsAndMetrics, add_docs, add_error_handlers, key_ok, require_key
 from rewardlab.serve.metrics import Metrics
 from rewardlab.serve.page import PAGE
 from rewardlab.serve.protocol import (
@@ -83,12 +83,12 @@ class Dispatch:
 
 
 def create_app(scorer, settings: ServeSettings | None = None) -> FastAPI:
-    """The FastAPI app serving ``scorer`` (any :class:`rewardlab.types.Scorer`)."""
+    """The FastAPI app serving ``scorer`` (any :class:`rewardlab.types.Scorer`): its engine, batcher,
+    metrics and settings live on ``app.state``, where the routers' handlers read them."""
     settings = settings or ServeSettings()
     engine = Engine(scorer, settings)
     batcher = DynamicBatcher(engine.handlers, engine.batchable, settings.token_budget,
                              settings.max_wait_ms / 1000, settings.max_queue)
-    metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -101,87 +101,104 @@ def create_app(scorer, settings: ServeSettings | None = None) -> FastAPI:
                   description="Scalar rewards, pairwise comparisons and per-token traces of a reward model; "
                   "POST /get_reward speaks OpenRLHF's remote reward model protocol.",
                   docs_url=None, redoc_url=None, openapi_url=None)  # served by add_docs, behind the key
-    app.state.scorer, app.state.settings, app.state.batcher, app.state.metrics = scorer, settings, batcher, metrics
-    app.add_middleware(LimitsAndMetrics, settings=settings, metrics=metrics)
-    auth = [Depends(key_checker(settings))]
-    add_docs(app, auth)
+    app.state.scorer, app.state.settings, app.state.engine = scorer, settings, engine
+    app.state.batcher, app.state.metrics, app.state.dispatch = batcher, Metrics(), Dispatch(engine, batcher)
+    app.add_middleware(LimitsAndMetrics, settings=settings, metrics=app.state.metrics)
+    add_docs(app, [Depends(require_key)])
     add_error_handlers(app)
-    _add_info_routes(app, engine, batcher, metrics, auth)
-    _add_model_routes(app, engine, Dispatch(engine, batcher), auth)
+    app.include_router(info)
+    app.include_router(model)
     return app
 
 
-def _add_info_routes(app: FastAPI, engine: Engine, batcher: DynamicBatcher, metrics: Metrics, auth: list) -> None:
-    """``/`` (the page), ``/health`` and ``/metrics``."""
-    settings = engine.settings
-    model_name = settings.model_name or type(engine.scorer).__name__
-
-    @app.get("/", response_class=HTMLResponse, summary="a page to score a response and see its heatmap",
-             responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}})
-    async def page() -> HTMLResponse:
-        return HTMLResponse(PAGE)
-
-    @app.get("/health", response_model=HealthResponse, response_model_exclude_none=True,
-             summary="liveness; with the API key (or none set) also the model, its dtype and what it can do")
-    async def health(creds: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> HealthResponse:  # noqa: B008
-        if not key_ok(settings, creds):
-            return HealthResponse(status="ok")
-        return HealthResponse(status="ok", model=model_name, dtype=engine.dtype, version=__version__,
-                              is_generative=engine.generative, can_score=engine.can_score,
-                              can_trace=engine.traceable, queue_depth=batcher.depth)
-
-    @app.get("/metrics", response_class=PlainTextResponse, dependencies=auth, summary="Prometheus metrics",
-             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, 401: ERRORS[401]})
-    async def prom() -> PlainTextResponse:
-        name = model_name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-        return PlainTextResponse(metrics.render(name, batcher), media_type="text/plain; version=0.0.4")
+# ---- GET /, /health, /metrics ------------------------------------------------------------------------
+info = APIRouter()
 
 
-def _add_model_routes(app: FastAPI, engine: Engine, dispatch: Dispatch, auth: list) -> None:
-    """``POST /score``, ``/compare``, ``/trace`` and ``/get_reward``: inputs checked by
-    :mod:`rewardlab.serve.inputs`, encoded by the engine, run by the batcher."""
+def _model_name(state) -> str:
+    return state.settings.model_name or type(state.scorer).__name__
 
-    @app.post("/score", response_model=ScoreResponse, dependencies=auth, responses=ERRORS,
-              summary="scalar rewards of conversations (messages or plain prompt/response text)")
-    async def score(body: ScoreRequest, request: Request) -> ScoreResponse:
-        convs, what = inputs.score_conversations(body)
-        engine.check_batch(len(convs), what)
-        rewards, lengths = await dispatch.score(request, convs, what)
-        return ScoreResponse(rewards=rewards, tokens=lengths)
 
-    @app.post("/compare", response_model=CompareResponse, dependencies=auth, responses=ERRORS,
-              summary="P(a ≻ b) for pairs of responses to the same prompt")
-    async def compare(body: CompareRequest, request: Request) -> CompareResponse:
-        engine.check_batch(len(body.pairs), "pairs")
-        prompts, a, b = inputs.compare_triples(body)
-        if engine.generative:
-            triples = list(zip(prompts, a, b, strict=True))
-            for i, conv in enumerate(triples):
-                engine.check_chars(sum(len(m["content"]) for part in conv for m in part), f"pairs[{i}]")
-            return CompareResponse(probabilities=await dispatch.run(request, "compare", triples, len(prompts)))
-        n = len(prompts)
-        r, _ = await dispatch.score(request, [[*p, *x] for p, x in zip(prompts * 2, a + b, strict=True)], "pairs")
-        return CompareResponse(probabilities=engine.sigmoid_diff(r[:n], r[n:]), rewards_a=r[:n], rewards_b=r[n:])
+@info.get("/", response_class=HTMLResponse, summary="a page to score a response and see its heatmap",
+          responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}})
+async def page() -> HTMLResponse:
+    return HTMLResponse(PAGE)
 
-    @app.post("/trace", response_model=TraceResponse, dependencies=auth, responses=ERRORS,
-              summary="per-token reward of one response")
-    async def trace(body: TraceRequest, request: Request) -> TraceResponse:
-        if not engine.traceable:
-            raise ServeError(400, "this model gives no per-token trace (a judge, or an encoder model)")
-        ids, plen = engine.encode(inputs.trace_conversation(body), "trace")
-        (t,) = await dispatch.run(request, "trace", [(ids, plen)], len(ids))
-        return TraceResponse(reward=t.reward, kind=t.kind, tokens=t.tokens, values=t.values.tolist(),
-                             contributions=t.contributions.tolist(), prompt_tokens=plen)
 
-    @app.post("/get_reward", response_model=GetRewardResponse, dependencies=auth, responses=ERRORS,
-              summary="OpenRLHF remote reward model protocol: rewards of rendered conversations")
-    async def get_reward(body: GetRewardRequest, request: Request) -> GetRewardResponse:
-        if not (engine.ids_path and engine.can_score):
-            raise ServeError(400, "this model cannot score rendered text (a judge, or no token-level scoring)")
-        engine.check_batch(len(body.query), "query")
-        ids = [engine.encode_query(q, f"query[{i}]") for i, q in enumerate(inputs.queries(body.query))]
-        rewards = await dispatch.run(request, "score_ids", ids, sum(map(len, ids)))
-        return GetRewardResponse(rewards=rewards, scores=rewards, extra_logs={})
+@info.get("/health", response_model=HealthResponse, response_model_exclude_none=True,
+          summary="liveness; with the API key (or none set) also the model, its dtype and what it can do")
+async def health(request: Request,
+                 creds: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> HealthResponse:  # noqa: B008
+    state = request.app.state
+    if not key_ok(state.settings, creds):
+        return HealthResponse(status="ok")
+    engine = state.engine
+    return HealthResponse(status="ok", model=_model_name(state), dtype=engine.dtype, version=__version__,
+                          is_generative=engine.generative, can_score=engine.can_score,
+                          can_trace=engine.traceable, queue_depth=state.batcher.depth)
+
+
+@info.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(require_key)],
+          summary="Prometheus metrics", responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+                                                   401: ERRORS[401]})
+async def prom(request: Request) -> PlainTextResponse:
+    state = request.app.state
+    name = _model_name(state).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    return PlainTextResponse(state.metrics.render(name, state.batcher), media_type="text/plain; version=0.0.4")
+
+
+# ---- POST /score, /compare, /trace, /get_reward: inputs checked by rewardlab.serve.inputs, encoded by
+# the engine, run by the batcher --------------------------------------------------------------------------
+model = APIRouter(dependencies=[Depends(require_key)])
+
+
+@model.post("/score", response_model=ScoreResponse, responses=ERRORS,
+            summary="scalar rewards of conversations (messages or plain prompt/response text)")
+async def score(body: ScoreRequest, request: Request) -> ScoreResponse:
+    state = request.app.state
+    convs, what = inputs.score_conversations(body)
+    state.engine.check_batch(len(convs), what)
+    rewards, lengths = await state.dispatch.score(request, convs, what)
+    return ScoreResponse(rewards=rewards, tokens=lengths)
+
+
+@model.post("/compare", response_model=CompareResponse, responses=ERRORS,
+            summary="P(a ≻ b) for pairs of responses to the same prompt")
+async def compare(body: CompareRequest, request: Request) -> CompareResponse:
+    engine, dispatch = request.app.state.engine, request.app.state.dispatch
+    engine.check_batch(len(body.pairs), "pairs")
+    prompts, a, b = inputs.compare_triples(body)
+    if engine.generative:
+        triples = list(zip(prompts, a, b, strict=True))
+        for i, conv in enumerate(triples):
+            engine.check_chars(sum(len(m["content"]) for part in conv for m in part), f"pairs[{i}]")
+        return CompareResponse(probabilities=await dispatch.run(request, "compare", triples, len(prompts)))
+    n = len(prompts)
+    r, _ = await dispatch.score(request, [[*p, *x] for p, x in zip(prompts * 2, a + b, strict=True)], "pairs")
+    return CompareResponse(probabilities=engine.sigmoid_diff(r[:n], r[n:]), rewards_a=r[:n], rewards_b=r[n:])
+
+
+@model.post("/trace", response_model=TraceResponse, responses=ERRORS, summary="per-token reward of one response")
+async def trace(body: TraceRequest, request: Request) -> TraceResponse:
+    engine = request.app.state.engine
+    if not engine.traceable:
+        raise ServeError(400, "this model gives no per-token trace (a judge, or an encoder model)")
+    ids, plen = engine.encode(inputs.trace_conversation(body), "trace")
+    (t,) = await request.app.state.dispatch.run(request, "trace", [(ids, plen)], len(ids))
+    return TraceResponse(reward=t.reward, kind=t.kind, tokens=t.tokens, values=t.values.tolist(),
+                         contributions=t.contributions.tolist(), prompt_tokens=plen)
+
+
+@model.post("/get_reward", response_model=GetRewardResponse, responses=ERRORS,
+            summary="OpenRLHF remote reward model protocol: rewards of rendered conversations")
+async def get_reward(body: GetRewardRequest, request: Request) -> GetRewardResponse:
+    engine = request.app.state.engine
+    if not (engine.ids_path and engine.can_score):
+        raise ServeError(400, "this model cannot score rendered text (a judge, or no token-level scoring)")
+    engine.check_batch(len(body.query), "query")
+    ids = [engine.encode_query(q, f"query[{i}]") for i, q in enumerate(inputs.queries(body.query))]
+    rewards = await request.app.state.dispatch.run(request, "score_ids", ids, sum(map(len, ids)))
+    return GetRewardResponse(rewards=rewards, scores=rewards, extra_logs={})
 
 
 def serve(scorer, settings: ServeSettings) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rewardlab.audit.trace import can_trace, token_pieces, trace_ids
+from rewardlab.audit.trace import token_pieces, trace_ids
 from rewardlab.data.encode import EncodeError
 from rewardlab.serve.settings import ServeSettings
 from rewardlab.types import Conversation
@@ -29,13 +29,13 @@ class Engine:
     def __init__(self, scorer, settings: ServeSettings) -> None:
         self.scorer = scorer
         self.settings = settings
-        self.generative = bool(getattr(scorer, "is_generative", False))
-        self.encoder = getattr(scorer, "encoder", None)
-        self.tokenizer = getattr(self.encoder, "tok", None) or getattr(scorer, "tokenizer", None)
-        self.ids_path = hasattr(scorer, "score_ids") and self.encoder is not None
-        self.can_score = not self.generative and hasattr(scorer, "score") and self.encoder is not None
-        self.traceable = can_trace(scorer)
-        self.max_tokens = settings.max_tokens or getattr(scorer, "max_positions", None)
+        self.generative = scorer.is_generative
+        self.encoder = scorer.encoder
+        self.tokenizer = getattr(self.encoder, "tok", None) or scorer.tokenizer
+        self.ids_path = scorer.can_score_ids and self.encoder is not None
+        self.can_score = not self.generative and self.encoder is not None
+        self.traceable = scorer.can_trace
+        self.max_tokens = settings.max_tokens or scorer.max_positions
         self.longest_token = _longest_token(self.tokenizer)
         self.handlers = {"score_ids": self._score_ids, "score_convs": self._score_convs,
                          "trace": self._trace, "compare": self._compare}
@@ -44,7 +44,7 @@ class Engine:
     @property
     def dtype(self) -> str | None:
         """The dtype the model computes in, e.g. ``float32`` (what ``--dtype auto`` resolved to)."""
-        dtype = getattr(self.scorer, "dtype", None)
+        dtype = self.scorer.dtype
         return None if dtype is None else str(dtype).removeprefix("torch.")
 
     # ---- handlers: run on the batcher's worker thread ------------------------------------------------
@@ -92,11 +92,10 @@ class Engine:
         if self.max_tokens and len(ids) > self.max_tokens:
             raise ServeError(413, f"{where}: {len(ids)} tokens exceed the limit of {self.max_tokens} "
                              "(server flag --max-tokens, at most the model's positions)")
-        if hasattr(self.scorer, "_check_length"):
-            try:
-                self.scorer._check_length(ids, where)
-            except EncodeError as e:
-                raise ServeError(413, str(e)) from None
+        try:
+            self.scorer.check_length(ids, where)
+        except EncodeError as e:
+            raise ServeError(413, str(e)) from None
 
     def encode(self, conv: Conversation, where: str) -> tuple[list[int], int]:
         if self.encoder is None:

@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -97,15 +97,12 @@ def key_ok(settings: ServeSettings, creds: HTTPAuthorizationCredentials | None) 
     return secrets.compare_digest(given, settings.api_key.encode())  # constant time in the key's content
 
 
-def key_checker(settings: ServeSettings):
-    """A FastAPI dependency refusing requests without ``settings.api_key`` (none set: everyone passes)."""
-
-    def require_key(creds: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> None:  # noqa: B008
-        if not key_ok(settings, creds):
-            raise ServeError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'",
-                             {"WWW-Authenticate": "Bearer"})
-
-    return require_key
+def require_key(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> None:  # noqa: B008
+    """A FastAPI dependency refusing requests without the app's ``settings.api_key`` (none set: everyone
+    passes); the settings are read from ``app.state``."""
+    if not key_ok(request.app.state.settings, creds):
+        raise ServeError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'",
+                         {"WWW-Authenticate": "Bearer"})
 
 
 def add_docs(app: FastAPI, auth: list) -> None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from rewardlab import jsonout
 from rewardlab.config import Recipe, recipe_to_dict
 from rewardlab.models.ensemble import EnsembleScorer, write_manifest
+from rewardlab.train.setup import PreparedData, prepare_data
 
 log = logging.getLogger("rewardlab")
 
@@ -27,8 +29,10 @@ def member_recipe(recipe: Recipe, i: int) -> Recipe:
     return dataclasses.replace(recipe, train=train, output_dir=str(Path(recipe.output_dir) / f"member-{i}"))
 
 
-def train_ensemble(recipe: Recipe) -> dict:
-    """Train the members, write ``ensemble.json`` and ``metrics.json``; evaluate the ensemble on the
+def train_ensemble(recipe: Recipe, train_member: Callable[[Recipe, PreparedData], dict]) -> dict:
+    """Train the members with ``train_member(member_recipe, data)`` (one reward model: what
+    :func:`rewardlab.train.run.train_reward_model` does), write ``ensemble.json`` and ``metrics.json``;
+    evaluate the ensemble on the
     held-out pairs (``eval.json``). The metrics hold ``output_dir``, ``final_model`` (the ensemble
     directory), ``variant``, ``members`` (each member's metrics), ``train_seconds`` (summed), ``train``
     (``pairs``, ``steps`` and ``loss`` averaged over members, ``dtype`` and ``dtype_auto`` as in a
@@ -36,7 +40,6 @@ def train_ensemble(recipe: Recipe) -> dict:
     ``eval`` of the ensemble."""
     from rewardlab.eval.pairwise import evaluate_pairs, write_results
     from rewardlab.train.report import write_json
-    from rewardlab.train.run import prepare_data, train_reward_model
 
     out = Path(recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -44,7 +47,7 @@ def train_ensemble(recipe: Recipe) -> dict:
     members = []
     for i in range(recipe.train.ensemble):
         log.info("ensemble member %d of %d", i + 1, recipe.train.ensemble)
-        members.append(train_reward_model(member_recipe(recipe, i), data))
+        members.append(train_member(member_recipe(recipe, i), data))
     t = recipe.train
     manifest = write_manifest(out, [m["final_model"] for m in members], t.ensemble_reduction, t.ensemble_lambda)
     k = len(members)

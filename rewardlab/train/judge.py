@@ -114,8 +114,8 @@ def add_reference(rows: list[dict], model: torch.nn.Module, pad_id: int, batch_s
 def fit(recipe, variant: Variant, model, tok, rows: list[dict], out: Path) -> dict:
     """Train ``model`` in place on ``rows`` with the recipe's ``train.*`` settings; return
     ``steps``, ``loss`` (mean training loss), ``examples``, ``log_history`` and ``dtype`` / ``dtype_auto``
-    (what training computed in, see :func:`rewardlab.train.run.precision_metrics`)."""
-    from rewardlab.train.run import precision_metrics, training_args, training_dtype
+    (what training computed in, see :func:`rewardlab.train.setup.precision_metrics`)."""
+    from rewardlab.train.setup import precision_metrics, training_args, training_dtype
 
     if variant.needs_reference:
         rows = add_reference(rows, model, tok.pad_token_id or 0, recipe.train.batch_size)
@@ -162,8 +162,8 @@ def evaluate_judge(scorer: JudgeScorer, pairs: Sequence[PreferencePair], out: Pa
 
 
 def train_judge_model(recipe) -> dict:
-    """``rewardlab train`` for an ``is_generative`` variant: GenRM SFT (or the STaR loop for
-    ``self_improving`` variants); writes ``final/`` (a judge directory) and ``metrics.json``."""
+    """``rewardlab train`` for an ``is_generative`` variant that trains once (GenRM SFT; the
+    ``self_improving`` ones run :func:`rewardlab.train.star.run_star`); writes ``final/`` (a judge directory) and ``metrics.json``."""
     import time
 
     from transformers import set_seed
@@ -172,18 +172,16 @@ def train_judge_model(recipe) -> dict:
     from rewardlab.models.judge import judge_prompt
     from rewardlab.models.lm import load_causal_lm
     from rewardlab.train.report import write_json
-    from rewardlab.train.run import _load_tokenizer, prepare_data
+    from rewardlab.train.setup import load_tokenizer, prepare_data
     from rewardlab.variants import make_variant
 
     variant = make_variant(recipe.variant.name, recipe.variant.options)
     if variant.self_improving:
-        from rewardlab.train.star import run_star
-
-        return run_star(recipe)
+        raise ValueError(f"variant {variant.name!r} trains by the STaR loop: rewardlab.train.star.run_star")
     out = Path(recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(recipe.train.seed)
-    base, _ = _load_tokenizer(recipe)
+    base, _ = load_tokenizer(recipe)
     data = prepare_data(recipe)
     model, tok = load_causal_lm(base, torch.float32, recipe.model.trust_checkpoint)
     if recipe.model.lora_r:

@@ -46,7 +46,7 @@ from rewardlab.types import PreferencePair
 
 if TYPE_CHECKING:
     from rewardlab.config import Recipe
-    from rewardlab.train.run import PreparedData
+    from rewardlab.train.setup import PreparedData
 
 
 def run_metrics(recipe, trainer, result, train_ds, data, stats, resume, seconds) -> dict:

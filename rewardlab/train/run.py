@@ -19,26 +19,23 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, TrainingArguments, set_seed
+from transformers import set_seed
 
-from rewardlab.assets import resolve_model_path
 from rewardlab.config import ConfigError, Recipe
-from rewardlab.data import load_pairs, split_pairs
 from rewardlab.data.encode import ChatEncoder
-from rewardlab.models.safety import ModelNotFoundError, check_checkpoint
 from rewardlab.models.scalar import (
     HeadConfig,
     RewardForward,
     build_reward_model,
     head_of,
+    record_encoding,
     save_reward_model,
     unwrap,
 )
-from rewardlab.precision import auto_choice, dtype_name, resolve_dtype
+from rewardlab.precision import dtype_name
 from rewardlab.train.checkpoints import LogAtCheckpoints, latest_checkpoint
 from rewardlab.train.data import (
     FeatureCollator,
@@ -53,118 +50,18 @@ from rewardlab.train.data import (
 )
 from rewardlab.train.layers import apply_lora, freeze_lower_layers
 from rewardlab.train.report import final_evals, run_metrics, write_json
+from rewardlab.train.setup import (
+    PreparedData,
+    load_tokenizer,
+    precision_metrics,
+    prepare_data,
+    training_args,
+    training_dtype,
+)
 from rewardlab.train.trainer import RewardTrainer, pair_metrics
-from rewardlab.types import PreferencePair
 from rewardlab.variants import VARIANTS, Variant, make_variant
 
 log = logging.getLogger("rewardlab")
-
-
-@dataclass
-class PreparedData:
-    train: list[PreferencePair]
-    eval: list[PreferencePair]
-    reports: dict
-    extra_evals: dict[str, list[PreferencePair]] = field(default_factory=dict)
-    """Further named eval sets (``data.bon_pairs``: ``ood``), reported under ``eval_sets``."""
-
-
-def prepare_data(recipe: Recipe) -> PreparedData:
-    d = recipe.data
-    if d.bon_pairs:
-        return _bon_pair_data(recipe)
-    train, rep = load_pairs(d.train, format=d.format, lenient=d.lenient, limit=d.train_limit or None)
-    reports = {"train": rep.to_dict()}
-    evals: list[PreferencePair] = []
-    if d.eval:
-        evals, erep = load_pairs(d.eval, format=d.format, lenient=d.lenient, limit=d.eval_size or None)
-        reports["eval"] = erep.to_dict()
-    elif d.eval_size:
-        train, evals = split_pairs(train, eval_size=d.eval_size, seed=recipe.train.seed)
-    for name, r in reports.items():
-        log.info("data %s: %s", name, r)
-    return PreparedData(train, evals, reports)
-
-
-def training_device() -> torch.device:
-    """Where this process trains: its GPU when there is one (the Trainer's choice), else the CPU."""
-    from accelerate import PartialState
-
-    return PartialState().device if torch.cuda.is_available() else torch.device("cpu")
-
-
-def _bon_pair_data(recipe: Recipe) -> PreparedData:
-    from rewardlab.data.bon_pairs import training_splits
-
-    d = recipe.data
-    train, heldout, ood, report = training_splits(
-        d.bon_pairs, d.train_limit or None, d.eval_size or None, d.bon_train_instructions or None,
-        d.bon_eval_instructions or None, min_gap=d.bon_min_gap,
-        heldout_fraction=d.bon_heldout_fraction, id_sources=d.bon_id_sources, ood_sources=d.bon_ood_sources,
-        seed=d.bon_split_seed)
-    return PreparedData(train, heldout, {"bon_pairs": report}, {"ood": ood} if ood else {})
-
-
-def training_dtype(recipe: Recipe) -> torch.dtype:
-    """What ``train.dtype`` means on :func:`training_device`; ``auto`` is measured there (once per machine,
-    see :func:`rewardlab.precision.auto_choice`). Every process calls it: the first process of each
-    machine measures and caches while the others wait, then they read its answer, so all agree."""
-    from accelerate import PartialState
-
-    with PartialState().local_main_process_first():
-        return resolve_dtype(recipe.train.dtype, training_device())
-
-
-def training_args(recipe: Recipe, out: Path, has_eval: bool, group_by_length: bool,
-                  dtype: torch.dtype | None = None) -> TrainingArguments:
-    """The Trainer's arguments; ``dtype``: the resolved training dtype (default :func:`training_dtype`)."""
-    t = recipe.train
-    dtype = dtype or training_dtype(recipe)
-    return TrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
-        learning_rate=t.lr,
-        weight_decay=t.weight_decay,
-        warmup_steps=t.warmup_ratio,
-        lr_scheduler_type=t.scheduler,
-        num_train_epochs=t.epochs,
-        max_steps=t.max_steps or -1,
-        seed=t.seed,
-        data_seed=t.seed,
-        bf16=dtype == torch.bfloat16,
-        logging_steps=t.logging_steps,
-        logging_first_step=True,
-        eval_strategy="steps" if (has_eval and t.eval_steps) else "no",
-        eval_steps=t.eval_steps or None,
-        save_strategy="steps" if t.save_steps else "no",
-        save_steps=t.save_steps or 500,
-        save_total_limit=t.save_total_limit,
-        train_sampling_strategy="group_by_length" if group_by_length else "random",
-        remove_unused_columns=False,
-        report_to="none",
-        dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(),
-    )
-
-
-def _load_tokenizer(recipe: Recipe) -> tuple[str, object]:
-    base = resolve_model_path(recipe.model.path)
-    where = f"model.path={recipe.model.path!r}"
-    try:
-        check_checkpoint(base, recipe.model.trust_checkpoint)  # before anything is read from it
-    except ModelNotFoundError as e:
-        raise ConfigError(f"{where}: {e}") from None
-    try:
-        tok = AutoTokenizer.from_pretrained(base, trust_remote_code=recipe.model.trust_checkpoint)
-    except OSError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(
-            f"{where}: cannot load a model from {base!r} ({first}); "
-            "expected a local model directory, a cached hub id, or smollm2 / minilm"
-        ) from None
-    return base, tok
 
 
 def _datasets(recipe: Recipe, variant: Variant, model, tok, data: PreparedData, dtype: torch.dtype,
@@ -218,16 +115,26 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     if recipe.train.ensemble > 1:
         from rewardlab.train.ensemble import train_ensemble
 
-        return train_ensemble(recipe)
-    if VARIANTS.get(recipe.variant.name).is_generative:  # a judge: GenRM SFT or the STaR loop
+        return train_ensemble(recipe, train_reward_model)
+    kind = VARIANTS.get(recipe.variant.name)
+    if kind.is_generative and kind.self_improving:  # a judge trained on its own rationales
+        from rewardlab.train.star import run_star
+
+        return run_star(recipe)
+    if kind.is_generative:  # a judge: GenRM SFT
         from rewardlab.train.judge import train_judge_model
 
         return train_judge_model(recipe)
+    return _train_one(recipe, data)
+
+
+def _train_one(recipe: Recipe, data: PreparedData | None) -> dict:
+    """One scalar or GRM reward model: build, train, save ``final/``, evaluate, write ``metrics.json``."""
     out = Path(recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(recipe.train.seed)
     variant = make_variant(recipe.variant.name, recipe.variant.options)
-    base, tok = _load_tokenizer(recipe)
+    base, tok = load_tokenizer(recipe)
     data = data or prepare_data(recipe)
     if variant.needs_margin:  # before the model loads: fail fast, with one clear line
         require_margins(data.train, variant.name, recipe.data.train or recipe.data.bon_pairs)
@@ -261,6 +168,7 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
     if isinstance(module, HeadForward) and whole is not None:  # the saved head reads raw features
         head_of(whole).load_state_dict(module.fold().state_dict())
     if whole is not None:  # process 0
+        record_encoding(whole, recipe.data.max_length, recipe.data.min_prompt_tokens)
         final = save_reward_model(whole, tok, out / "final", merge=recipe.model.merge_lora, base_model=base)
         if features is not None:  # the trained head on the cached features: no backbone pass for known texts
             features.head = head_of(whole)
@@ -270,13 +178,6 @@ def train_reward_model(recipe: Recipe, data: PreparedData | None = None) -> dict
         write_json(out / "metrics.json", metrics)
     trainer.accelerator.wait_for_everyone()
     return metrics
-
-
-def precision_metrics(recipe: Recipe, dtype: torch.dtype) -> dict:
-    """``dtype``: what training computed in; ``dtype_auto``: what ``auto`` measured (null when a dtype
-    was named)."""
-    auto = auto_choice(training_device()).to_dict() if recipe.train.dtype == "auto" else None
-    return {"dtype": dtype_name(dtype), "dtype_auto": auto}
 
 
 def _build_model(recipe: Recipe, base: str, tok) -> torch.nn.Module:

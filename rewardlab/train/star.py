@@ -129,12 +129,10 @@ def run_star(recipe) -> dict:
     from transformers import set_seed
 
     from rewardlab.config import recipe_to_dict
-    from rewardlab.models.generation import CachedBackend, make_backend
     from rewardlab.models.lm import load_causal_lm
-    from rewardlab.train.layers import apply_lora
     from rewardlab.train.report import write_json
-    from rewardlab.train.run import (
-        _load_tokenizer,
+    from rewardlab.train.setup import (
+        load_tokenizer,
         precision_metrics,
         prepare_data,
         training_dtype,
@@ -150,38 +148,19 @@ def run_star(recipe) -> dict:
     out = Path(recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(recipe.train.seed)
-    base, _ = _load_tokenizer(recipe)
+    base, _ = load_tokenizer(recipe)
     data = prepare_data(recipe)
     initial, tok = load_causal_lm(base, torch.float32, recipe.model.trust_checkpoint)
     prompt = judge_prompt(variant.prompt)
     encoder = ChatEncoder(tok, max_length=recipe.data.max_length, min_prompt_tokens=recipe.data.min_prompt_tokens)
     settings = judge_settings(variant, recipe.train.seed)
-    inputs = star_inputs(data.train)
-    model, history = initial, []
+    run = _StarRun(recipe, variant, base, out, tok, initial, prompt, encoder, settings, star_inputs(data.train))
+    model, history, last_eval = initial, [], None
     log_path = out / "star.jsonl"
     log_path.write_text("")
     start = time.perf_counter()
     for it in range(1, variant.iterations + 1):
-        t0 = time.perf_counter()
-        backend = make_backend(variant.backend, model, tok, _checkpoint_for_vllm(variant, model, tok, settings, out, it),
-                               batch_size=recipe.train.batch_size)
-        if it == 1 and variant.sample_cache:  # the initial model: its samples are shared with other runs
-            backend = CachedBackend(backend, variant.sample_cache, _weights_key(base))
-        gen = generate_star_data(backend, tok, prompt, inputs, variant.k, variant.temperature, variant.max_new_tokens,
-                                 recipe.train.seed + 1000 * it, variant.rationalize,
-                                 max(recipe.data.max_length - variant.max_new_tokens, 8))
-        rows = training_rows(gen, encoder, prompt, dpo=variant.needs_rejected_logps)
-        record = {"iteration": it, **gen.stats, "train_examples": len(rows), "generate_seconds": round(time.perf_counter() - t0, 2)}
-        if rows:
-            nxt = copy.deepcopy(initial if variant.restart else model)
-            if recipe.model.lora_r:
-                nxt = apply_lora(nxt, recipe, task_type="CAUSAL_LM")
-            fitted = fit(recipe, variant, nxt, tok, rows, out / f"iter-{it}")
-            model = nxt.merge_and_unload() if hasattr(nxt, "merge_and_unload") else nxt
-            record.update(steps=fitted["steps"], loss=fitted["loss"])
-        else:
-            record.update(steps=0, loss=None)
-            log.warning("STaR iteration %d kept no rationale: the model is unchanged", it)
+        model, record = _star_iteration(run, model, it)
         if data.eval:
             scorer = JudgeScorer(model, tok, settings, max_length=recipe.data.max_length)
             ev = last_eval = evaluate_judge(scorer, data.eval, out / "eval.json", recipe.train.seed)
@@ -201,6 +180,51 @@ def run_star(recipe) -> dict:
         metrics["eval"] = last_eval  # of the final model, written to eval.json
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+@dataclass
+class _StarRun:
+    """What every STaR iteration of one run reads."""
+
+    recipe: object
+    variant: object
+    base: str
+    out: Path
+    tok: object
+    initial: torch.nn.Module
+    prompt: JudgePrompt
+    encoder: ChatEncoder
+    settings: object
+    inputs: list
+
+
+def _star_iteration(run: _StarRun, model: torch.nn.Module, it: int) -> tuple[torch.nn.Module, dict]:
+    """One iteration: sample rationales with ``model``, keep the right ones, fine-tune on them (from the
+    initial model with ``variant.restart``); returns the new model and the iteration's record."""
+    from rewardlab.models.generation import CachedBackend, make_backend
+    from rewardlab.train.layers import apply_lora
+
+    recipe, variant, tok = run.recipe, run.variant, run.tok
+    t0 = time.perf_counter()
+    backend = make_backend(variant.backend, model, tok, _checkpoint_for_vllm(variant, model, tok, run.settings, run.out, it),
+                           batch_size=recipe.train.batch_size)
+    if it == 1 and variant.sample_cache:  # the initial model: its samples are shared with other runs
+        backend = CachedBackend(backend, variant.sample_cache, _weights_key(run.base))
+    gen = generate_star_data(backend, tok, run.prompt, run.inputs, variant.k, variant.temperature,
+                             variant.max_new_tokens, recipe.train.seed + 1000 * it, variant.rationalize,
+                             max(recipe.data.max_length - variant.max_new_tokens, 8))
+    rows = training_rows(gen, run.encoder, run.prompt, dpo=variant.needs_rejected_logps)
+    record = {"iteration": it, **gen.stats, "train_examples": len(rows),
+              "generate_seconds": round(time.perf_counter() - t0, 2)}
+    if not rows:
+        log.warning("STaR iteration %d kept no rationale: the model is unchanged", it)
+        return model, {**record, "steps": 0, "loss": None}
+    nxt = copy.deepcopy(run.initial if variant.restart else model)
+    if recipe.model.lora_r:
+        nxt = apply_lora(nxt, recipe, task_type="CAUSAL_LM")
+    fitted = fit(recipe, variant, nxt, tok, rows, run.out / f"iter-{it}")
+    model = nxt.merge_and_unload() if hasattr(nxt, "merge_and_unload") else nxt
+    return model, {**record, "steps": fitted["steps"], "loss": fitted["loss"]}
 
 
 def _weights_key(base: str) -> str:

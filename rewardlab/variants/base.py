@@ -38,6 +38,9 @@ class Variant:
     :meth:`judge_loss` and saves a judge directory (``rewardlab_judge.json``), not a reward head."""
     self_improving: ClassVar[bool] = False
     """With ``is_generative``: trained by the STaR loop (``rewardlab star``) on its own rationales."""
+    CAPABILITIES: ClassVar[tuple[str, ...]] = ("frozen_backbone", "needs_margin", "has_lm_head", "needs_rejected_logps",
+                                               "needs_reference", "is_generative", "self_improving")
+    """The capability flags above, by name (what ``rewardlab variants`` shows)."""
 
     def loss(self, chosen: torch.Tensor, rejected: torch.Tensor,
              margin: torch.Tensor | None = None) -> torch.Tensor:

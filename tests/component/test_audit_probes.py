@@ -18,6 +18,7 @@ from rewardlab.audit.probes import (
 )
 from rewardlab.audit.report import write_report
 from rewardlab.audit.run import audit
+from rewardlab.models.base import BaseScorer
 from rewardlab.models.scorer import ScalarScorer
 from rewardlab.registry import UnknownNameError
 from tests.rm_helpers import make_tiny_rm
@@ -44,7 +45,7 @@ def test_verdicts(expected, rate, ci, status):
     assert verdict("p", expected, rate, ci)[0] == status
 
 
-class LengthLover:
+class LengthLover(BaseScorer):
     """Rewards the number of characters of the response: a textbook length bias."""
 
     is_generative = False

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rewardlab.audit.trace import TraceError, can_trace, rescored_prefixes, token_trace, trace_ids
+from rewardlab.audit.trace import TraceError, can_trace, token_trace, trace_ids
 from rewardlab.models.scalar import build_reward_model, head_of
 from rewardlab.models.scorer import ScalarScorer
+from rewardlab.models.trace import rescored_prefixes
 from tests.component.test_scalar_model import perturb_, tokenizer_of
 from tests.fp32 import forward_terms, fp32_atol, fp32_tol
 

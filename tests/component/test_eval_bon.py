@@ -13,6 +13,7 @@ from rewardlab.bon.estimator import per_prompt_values
 from rewardlab.bon.run import bon_lab, run_bon
 from rewardlab.data import load_pairs
 from rewardlab.eval.suite import evaluate_set, run_suite
+from rewardlab.models.base import BaseScorer
 from rewardlab.models.scorer import ScalarScorer
 from tests.conftest import synthetic_pairs, write_jsonl
 from tests.fp32 import forward_terms, fp32_atol
@@ -54,7 +55,7 @@ def bon_rows(prompts: int, n: int, seed: int = 0, gold: bool = True) -> list[dic
     return rows
 
 
-class Counting:
+class Counting(BaseScorer):
     """A Scorer wrapper counting ``score`` calls and conversations."""
 
     is_generative = False

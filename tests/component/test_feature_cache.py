@@ -22,11 +22,11 @@ from rewardlab.models.feature_cache import (
     model_key,
     pooled_features,
 )
+from rewardlab.models.loading import load_reward_model
 from rewardlab.models.scalar import (
     HeadConfig,
     backbone_of,
     build_reward_model,
-    load_reward_model,
     save_reward_model,
 )
 from rewardlab.models.scorer import ScalarScorer

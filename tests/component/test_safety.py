@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from rewardlab.models.loading import load_reward_model
 from rewardlab.models.packing import pack
 from rewardlab.models.safety import CorruptCheckpointError, UnsafeCheckpointError, check_checkpoint
 from rewardlab.models.scalar import (
     build_reward_model,
     head_of,
-    load_reward_model,
     reward_forward,
     save_reward_model,
 )

@@ -14,13 +14,13 @@ from torch.testing import assert_close
 from rewardlab.data import DataError
 from rewardlab.data.encode import EncodeError
 from rewardlab.models.batching import PaddedBatch, pad
+from rewardlab.models.loading import load_reward_model
 from rewardlab.models.packing import VARLEN, supports_packing
 from rewardlab.models.scalar import (
     HeadConfig,
     backbone_of,
     build_reward_model,
     head_of,
-    load_reward_model,
     reward_forward,
     save_reward_model,
 )
@@ -445,8 +445,8 @@ def test_mean_pooled_head_reads_the_mean_of_every_real_token_packed_or_padded(ti
     """``pooling: mean``: the head reads the final hidden states averaged over the real tokens, computed
     independently here from one unpadded sequence at a time; packed, padded, saved and reloaded all agree,
     and the per-position trace ends at the score."""
-    from rewardlab.audit.trace import head_at_every_position
     from rewardlab.models.packing import pack
+    from rewardlab.models.trace import head_at_every_position
 
     tok = tokenizer_of(tiny_llama)
     model = build_reward_model(str(tiny_llama), tok, HeadConfig(pooling="mean")).eval()

@@ -12,6 +12,7 @@ import torch
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from rewardlab.models.base import BaseScorer
 from rewardlab.models.scorer import ScalarScorer  # noqa: E402
 from rewardlab.serve.app import create_app  # noqa: E402
 from rewardlab.serve.settings import ServeSettings  # noqa: E402
@@ -164,10 +165,10 @@ def test_openapi_schema_is_complete(client):
     assert spec["components"]["schemas"]["GetRewardRequest"].get("additionalProperties", True) is not False
 
 
-class SlowScorer:
+class SlowScorer(BaseScorer):
     """Wraps a scorer: every forward sleeps, and records its batch sizes (to watch the batcher)."""
 
-    is_generative = False
+    can_score_ids = True
 
     def __init__(self, inner, delay: float) -> None:
         self.inner, self.delay, self.batches = inner, delay, []

@@ -238,3 +238,20 @@ def test_forked_prompts_train_like_separate_sequences(tiny_llama, pair_files, tm
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=adam_atol(6, forked["recipe"]["train"]["lr"], terms),
                                    rtol=0.0, msg=name)
+
+
+@pytest.mark.parametrize("overrides", [pytest.param([], id="full"),
+                                       pytest.param(["model.lora_r=4", "model.merge_lora=false"], id="adapter")])
+def test_the_checkpoint_keeps_its_truncation_and_scores_with_it(tiny_llama, pair_files, tmp_path, overrides):
+    """data.max_length and data.min_prompt_tokens travel with the checkpoint; the final evaluation and a
+    later load truncate prompts as training did."""
+    from rewardlab.models.scorer import ScalarScorer
+
+    m = train(tiny_llama, pair_files, tmp_path / "run", "data.max_length=48", "data.min_prompt_tokens=5",
+              "train.max_steps=1", *overrides)
+    scorer = ScalarScorer.load(m["final_model"], max_length=48)
+    assert scorer.encoder.min_prompt_tokens == 5
+    assert ScalarScorer.load(m["final_model"], min_prompt_tokens=9).encoder.min_prompt_tokens == 9  # asked: kept
+    from rewardlab.models.scalar import encoding_of
+
+    assert encoding_of(scorer.model) == {"max_length": 48, "min_prompt_tokens": 5}

@@ -139,3 +139,20 @@ def test_packed_rows_on_a_gpu_give_the_rewards_and_gradients_of_separate_sequenc
     assert_close(got.detach(), want, **tol(model, want))
     terms = grad_terms(model.config, max(LENGTHS), sum(LENGTHS))
     assert_close(head_of(model).weight.grad, want_grad, **fp32_tol(terms, want_grad))
+
+
+def test_a_flex_failure_falls_back_to_per_sequence_attention(rm, seqs, monkeypatch, caplog):
+    want = torch.stack([alone(rm, s) for s in seqs]).detach()
+    monkeypatch.setenv(ENGINE_ENV, "flex")
+    monkeypatch.setattr(packing, "flex_available", lambda: True)
+    monkeypatch.setattr(packing, "_FLEX_FAILED", [])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no kernel for this device")
+
+    monkeypatch.setattr(packing, "_flex_attention", broken)
+    with torch.no_grad(), caplog.at_level("WARNING", logger="rewardlab"):
+        got = reward_forward(rm, make_batch(seqs, "pack"))
+    assert_close(got, want, **tol(rm, want))
+    assert packing._FLEX_FAILED and "flex attention failed (RuntimeError: no kernel" in caplog.text
+    assert caplog.text.count("flex attention failed") == 1  # said once, not once per layer

@@ -12,8 +12,8 @@ from rewardlab.config import (
     Recipe,
     VariantConfig,
     load_recipe,
-    recipe_help,
 )
+from rewardlab.recipe_help import recipe_help
 from rewardlab.variants import VARIANTS
 
 YAML = """\

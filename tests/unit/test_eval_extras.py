@@ -7,6 +7,7 @@ import pytest
 
 from rewardlab.eval.baselines import length_baselines, length_controlled
 from rewardlab.eval.calibration import calibration
+from rewardlab.models.base import BaseScorer
 from rewardlab.types import PreferencePair
 
 
@@ -62,7 +63,7 @@ def test_every_evaluation_reports_length_alone_on_the_same_pairs():
 
     from rewardlab.eval.pairwise import evaluate_pairs
 
-    class Fixed:  # rewards in pair order: chosen then rejected
+    class Fixed(BaseScorer):  # rewards in pair order: chosen then rejected
         def score_pairs(self, pairs):
             return torch.tensor([1.0, 1.0, 1.0, 0.0]), torch.tensor([0.0, 0.0, 0.0, 1.0])
 

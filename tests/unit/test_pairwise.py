@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rewardlab.eval.pairwise import accuracy_table, bootstrap_ci, evaluate_pairs, pair_outcomes, write_results
+from rewardlab.models.base import BaseScorer
 from rewardlab.types import PreferencePair
 
 
@@ -120,14 +121,14 @@ def test_cluster_bootstrap_weights_clusters_by_their_pairs():
     assert bootstrap_ci(correct, n_boot=4000, level=0.4, groups=["a", "a", "a", "b"]) == [0.75, 0.75]
 
 
-class PairScorer:
+class PairScorer(BaseScorer):
     """Scores pairs directly, as ScalarScorer does."""
 
     def score_pairs(self, pairs):
         return CHOSEN[: len(pairs)], REJECTED[: len(pairs)]
 
 
-class ConversationScorer:
+class ConversationScorer(BaseScorer):
     """Only ``score``: a reward per conversation, read from the last message."""
 
     rewards = {"good0": 2.0, "bad0": 1.0, "good1": 0.0, "bad1": 0.5}
@@ -136,7 +137,7 @@ class ConversationScorer:
         return torch.tensor([self.rewards[c[-1]["content"]] for c in convs])
 
 
-class Judge:
+class Judge(BaseScorer):
     """A generative judge: P(chosen preferred) per pair."""
 
     is_generative = True

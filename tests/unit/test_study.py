@@ -18,6 +18,7 @@ from rewardlab.eval.study import (
     plot_accuracy,
     write_pairs_jsonl,
 )
+from rewardlab.models.base import BaseScorer
 from rewardlab.types import PreferencePair
 
 
@@ -79,7 +80,7 @@ def test_plot_is_written(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-class FixedScorer:
+class FixedScorer(BaseScorer):
     """Scores 'good' above 'bad' except for pair p0, which it gets wrong."""
 
     is_generative = False
