@@ -310,7 +310,11 @@ def all_keys() -> list[str]:
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> Recipe:
-    """Read a YAML recipe, apply ``section.key=value`` overrides, validate, return a :class:`Recipe`."""
+    """Read a YAML recipe, apply ``section.key=value`` overrides, validate, return a :class:`Recipe`.
+    Variants added from outside (``REWARDLAB_PLUGINS``, :mod:`rewardlab.plugins`) are imported first."""
+    from rewardlab.plugins import load_plugins
+
+    load_plugins()
     raw: dict = {}
     if path is not None:
         p = Path(path)

@@ -54,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
+        from rewardlab.plugins import load_plugins
+
+        load_plugins()  # kinds and variants added from outside (REWARDLAB_PLUGINS)
+    except ImportError as e:
+        print(f"rewardlab {args.verb}: error: cannot import a plugin: {e}", file=sys.stderr)
+        return 2
+    try:
         return int(args.run(args) or 0)
     except user_errors() as e:
         print(f"rewardlab {args.verb}: error: {e}", file=sys.stderr)

@@ -17,7 +17,7 @@ def run(args) -> int:
     for name in VARIANTS.names():
         cls = VARIANTS.get(name)
         caps = [c for c in cls.CAPABILITIES if getattr(cls, c)]
-        print(f"{name}: {cls.description}" + (f"  [{', '.join(caps)}]" if caps else ""))
+        print(f"{name} (kind {cls.kind}): {cls.description}" + (f"  [{', '.join(caps)}]" if caps else ""))
         docs = field_docs(cls)
         for f in dataclasses.fields(cls):
             print(f"    variant.{f.name} (default {f.default!r}): {docs.get(f.name, '')}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,7 +29,7 @@ class ExportError(ValueError):
 def export_reward_model(path: str | Path, out: str | Path, trust: bool = False) -> Path:
     """Write the reward model in ``path`` to ``out`` as a plain ``AutoModelForSequenceClassification``
     checkpoint (``num_labels=1``, linear head) that gives the same scores; return ``out``."""
-    from rewardlab.models.grm import is_grm_dir
+    from rewardlab.models.checkpoint import saved_kind
     from rewardlab.models.scalar import load_scalar_model, save_reward_model, warn_if_old_format
 
     path = Path(resolve_model_path(path))
@@ -38,7 +39,8 @@ def export_reward_model(path: str | Path, out: str | Path, trust: bool = False) 
     if why:
         raise ExportError(f"{path}: {why}")
     warn_if_old_format(path)
-    model = _grm_as_classifier(path, trust) if is_grm_dir(path) else load_scalar_model(path, trust=trust)
+    kind = saved_kind(path)
+    model = AS_CLASSIFIER[kind](path, trust) if kind else load_scalar_model(path, trust=trust)
     return save_reward_model(model, load_tokenizer(path), out)  # merges a LoRA adapter
 
 
@@ -53,6 +55,12 @@ def why_not_exportable(path: Path) -> str | None:
     if is_judge_dir(path):
         return ("a generative judge (rewardlab_judge.json) compares two responses with its LM head; it has "
                 "no scalar reward head to export")
+    from rewardlab.models.checkpoint import saved_kind
+
+    kind = saved_kind(path)
+    if kind and kind not in AS_CLASSIFIER:
+        return (f"a reward model of kind {kind!r} has no stock transformers form that rewardlab knows; score it "
+                "with rewardlab (load_scorer, rewardlab eval / score / serve)")
     meta = _meta(path)
     if meta is None:
         return ("not a rewardlab reward model (config.json has no 'rewardlab' section and there is no "
@@ -98,3 +106,8 @@ def _grm_as_classifier(path: Path, trust: bool) -> nn.Module:
     getattr(seq, seq.base_model_prefix).load_state_dict(getattr(grm, grm.base_model_prefix).state_dict(), strict=True)
     seq.score.load_state_dict(grm.score.state_dict(), strict=True)
     return seq
+
+
+AS_CLASSIFIER: dict[str, Callable[[Path, bool], nn.Module]] = {"grm": _grm_as_classifier}
+"""Saved kind -> its reward half as a stock sequence-classification model ``(path, trust) -> model``; a plain
+scalar checkpoint (no kind) is one already. A kind not listed here is not exportable."""

@@ -24,11 +24,22 @@ LOADERS: dict[str, Callable[[Path, torch.dtype, bool], nn.Module]] = {
     "scalar": load_scalar_model,
     GRM_KIND: load_grm_model,
 }
-"""Saved kind -> its loader ``(path, dtype, trust) -> model in eval mode``."""
+"""Saved kind -> its loader ``(path, dtype, trust) -> model in eval mode``; a kind registered from outside
+(:mod:`rewardlab.kinds`, ``REWARDLAB_PLUGINS``) adds its own through :func:`register_loader`."""
+
+
+def register_loader(kind: str, loader: Callable[[Path, torch.dtype, bool], nn.Module]) -> None:
+    """Load checkpoints that record ``kind`` with ``loader``; a kind has one loader."""
+    if kind in LOADERS and LOADERS[kind] is not loader:
+        raise ValueError(f"a loader for checkpoints of kind {kind!r} is already registered")
+    LOADERS[kind] = loader
 
 
 def load_reward_model(path: str | Path, dtype: torch.dtype = torch.float32, trust: bool = False) -> nn.Module:
     """Load a trained reward-model directory of any saved kind, in eval mode."""
+    from rewardlab.plugins import load_plugins
+
+    load_plugins()  # kinds added from outside register their loaders when imported
     path = Path(resolve_model_path(path))
     warn_if_old_format(path)
     kind = saved_kind(path) or "scalar"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -272,16 +273,21 @@ def head_config_of(config) -> HeadConfig:
     return HeadConfig(**meta.get("head", {}))
 
 
-def load_scalar_model(path: str | Path, dtype: torch.dtype = torch.float32, trust: bool = False) -> nn.Module:
+def load_scalar_model(path: str | Path, dtype: torch.dtype = torch.float32, trust: bool = False,
+                      head: Callable[[int], nn.Module] | None = None) -> nn.Module:
     """Load a trained scalar RM directory (full model, or LoRA adapter with its head). Any saved kind,
-    GRM included: :func:`rewardlab.models.loading.load_reward_model`."""
+    GRM included: :func:`rewardlab.models.loading.load_reward_model`. ``head(hidden_size)`` builds a reward
+    head of another shape (a kind's own), whose ``score.*`` weights are then read from the checkpoint."""
     path = Path(resolve_model_path(path))
     if (path / "adapter_config.json").exists():
         return _load_adapter(path, dtype, trust)
     model = _from_pretrained(str(path), dtype, trust)
-    head = head_config_of(model.config)
-    if head.type != "linear":
-        _install_head(model, head)
+    config = head_config_of(model.config)
+    if head is not None:
+        model.score = head(model.config.get_text_config().hidden_size).to(dtype)
+        _load_prefixed(model, path, "score.")
+    elif config.type != "linear":
+        _install_head(model, config)
         _load_prefixed(model, path, "score.")
     enable_packing(model)
     return model.eval()

@@ -3,7 +3,7 @@
 Trainer brings the loop, optimiser, schedules, gradient accumulation, checkpoint/resume, logging and
 multi-process training (``accelerate launch``: DDP, DeepSpeed, FSDP). We own the batch layout
 (chosen and rejected sequences of a batch packed into one padding-free row) and the loss, which the
-variant supplies.
+reward-model kind computes from its variant's.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from rewardlab.variants import Variant
 
 
 class RewardTrainer(Trainer):
-    """A Trainer whose model returns rewards ``(2B,)`` and whose loss is ``variant.loss``."""
+    """A Trainer whose loss is ``loss(module, inputs) -> (chosen rewards, rejected rewards, loss)``: the
+    reward-model kind's (:meth:`rewardlab.kinds.Kind.loss` with its variant)."""
 
-    def __init__(self, *args, variant: Variant, **kwargs) -> None:
+    def __init__(self, *args, variant: Variant, loss, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.variant = variant
+        self.pair_loss = loss
         # The variant's loss is already a mean over the batch's pairs: the Trainer must only divide it
         # by the accumulation steps, never renormalise it by a token count.
         self.model_accepts_loss_kwargs = False
@@ -57,38 +59,8 @@ class RewardTrainer(Trainer):
             n = self.accelerator.gather(n).sum()
         self.state.num_input_tokens_seen += int(n)
 
-    def _rewards(self, model, inputs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        inputs = dict(inputs)
-        margin = inputs.pop("margin", None)
-        rewards = model(**inputs)
-        b = rewards.shape[0] // 2
-        return rewards[:b], rewards[b:], margin
-
-    def _lm_loss(self, model, inputs: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Variants with an LM head: the model returns rewards, summed response log-probabilities and
-        scored tokens, each ``(2B,)``; cached reference log-probabilities come with the batch."""
-        from rewardlab.losses import ResponseLogps
-
-        inputs = dict(inputs)
-        margin = inputs.pop("margin", None)
-        ref = inputs.pop("ref_logps", None)
-        rewards, logps, tokens = model(**inputs)
-        b = rewards.shape[0] // 2
-        lm = ResponseLogps(
-            chosen=logps[:b],
-            chosen_tokens=tokens[:b],
-            rejected=logps[b:] if self.variant.needs_rejected_logps else None,
-            ref_chosen=ref[:b] if ref is not None else None,
-            ref_rejected=ref[b:] if ref is not None else None,
-        )
-        return rewards[:b], rewards[b:], self.variant.lm_loss(rewards[:b], rewards[b:], lm, margin)
-
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.variant.has_lm_head:
-            chosen, rejected, loss = self._lm_loss(model, inputs)
-        else:
-            chosen, rejected, margin = self._rewards(model, inputs)
-            loss = self.variant.loss(chosen, rejected, margin)
+        chosen, rejected, loss = self.pair_loss(model, inputs)
         return (loss, torch.stack([chosen, rejected], dim=-1)) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):

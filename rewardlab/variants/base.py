@@ -21,6 +21,8 @@ class Variant:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    kind: ClassVar[str] = "scalar"
+    """The reward-model kind this variant is an option of (:mod:`rewardlab.kinds`)."""
     frozen_backbone: ClassVar[bool] = False
     """Only the head trains; backbone features are computed once and cached."""
     needs_margin: ClassVar[bool] = False

@@ -26,6 +26,7 @@ from rewardlab.variants.base import Variant, register_variant
 
 @dataclass
 class _Judge(Variant):
+    kind = "judge"
     is_generative = True
     method: ClassVar[str] = "indicator"
     """How the trained judge judges: ``indicator`` or ``cot`` (see JudgeSettings.method)."""

@@ -31,6 +31,7 @@ from rewardlab.variants.base import Variant, register_variant
 
 @dataclass
 class _GRM(Variant):
+    kind = "grm"
     has_lm_head = True
     alpha: float = 0.01
     """Weight of the LM regulariser in (1 − α)·BT + α·L_reg, in [0, 1]; 0 is plain Bradley-Terry."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-import rewardlab.train.run as run
+import rewardlab.train.single as run
 from rewardlab.cli.main import main
 
 

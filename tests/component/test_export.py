@@ -41,12 +41,13 @@ def stock_scores(path) -> torch.Tensor:
 
 def lora(tiny_llama, variant: str, seed: int):
     """A LoRA model of ``variant`` whose adapter and head change the scores (B starts at zero)."""
-    from rewardlab.train.run import _build_model
+    from rewardlab.kinds import kind_of
+    from rewardlab.train.single import build_model
 
     recipe = load_recipe(REPO / "configs" / "tiny_bt.yaml", [f"model.path={tiny_llama}", f"variant.name={variant}",
                                                             "model.lora_r=4"])
     tok = AutoTokenizer.from_pretrained(str(tiny_llama))
-    model = _build_model(recipe, str(tiny_llama), tok)
+    model = build_model(recipe, str(tiny_llama), tok, kind_of(variant))
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():

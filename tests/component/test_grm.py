@@ -72,8 +72,12 @@ def dataset(tiny_llama, tok, pair_files):
 
 
 def _trainer(module, variant, tmp_path) -> RewardTrainer:
+    from functools import partial
+
+    from rewardlab.kinds import KINDS
+
     args = TrainingArguments(output_dir=str(tmp_path / "t"), use_cpu=True, report_to="none")
-    return RewardTrainer(model=module, args=args, variant=variant)
+    return RewardTrainer(model=module, args=args, variant=variant, loss=partial(KINDS.get(variant.kind).loss, variant))
 
 
 @pytest.mark.parametrize("name", GRM_VARIANTS)
@@ -199,7 +203,7 @@ def test_reference_pass_bypasses_only_adapters_still_at_init(tiny_llama, tok, da
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_training_uses_the_initial_model_as_reference(tiny_llama, tok, pair_files, tmp_path, monkeypatch, lora):
-    import rewardlab.train.run as run
+    import rewardlab.train.single as run
 
     seen = {}
 
@@ -281,11 +285,12 @@ def test_export_refuses_an_mlp_head_in_one_line(tiny_llama, tok, tmp_path):
 
 
 def test_lora_adapter_keeps_both_heads_and_merges(tiny_llama, tok, pair_files, tmp_path):
-    from rewardlab.train.run import _build_model
+    from rewardlab.kinds import kind_of
+    from rewardlab.train.single import build_model
 
     r = recipe(tiny_llama, pair_files, tmp_path / "x", "variant.name=grm_dpo", "model.lora_r=4")
     torch.manual_seed(1)
-    model = _build_model(r, str(tiny_llama), tok)
+    model = build_model(r, str(tiny_llama), tok, kind_of(r.variant.name))
     with torch.no_grad():  # a trained-looking adapter and head
         for k, p in model.named_parameters():
             if "lora_B" in k or "score" in k:

@@ -156,11 +156,11 @@ def test_frozen_backbone_keeps_the_base_weights_and_trains_the_head(tiny_llama, 
 def test_gathered_weights_path_saves_the_same_model(tiny_llama, pair_files, tmp_path, monkeypatch, overrides):
     """Under FSDP / ZeRO-3 the final model is rebuilt from a gathered state dict; here (one process,
     nothing sharded) that path must give exactly what saving the trained model gives."""
-    import rewardlab.train.run as run
+    import rewardlab.train.single as single
 
     short = ["train.max_steps=3", "data.eval=", *overrides]
     train(tiny_llama, pair_files, tmp_path / "direct", *short)
-    monkeypatch.setattr(run, "shards_weights", lambda trainer: True)
+    monkeypatch.setattr(single, "shards_weights", lambda trainer: True)
     train(tiny_llama, pair_files, tmp_path / "gathered", *short)
     a = load_file(tmp_path / "direct" / "final" / "model.safetensors")
     b = load_file(tmp_path / "gathered" / "final" / "model.safetensors")
