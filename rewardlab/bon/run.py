@@ -7,6 +7,7 @@ model: :func:`score_candidates` flattens them into a single ``Scorer.score`` cal
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -43,8 +44,8 @@ def prepare_items(items: list[BonItem], need_gold: bool, max_candidates: int | N
                               "pass --gold-model to judge them with a reward model")
     items, n = equal_size(items)
     if max_candidates:
-        items, n = equal_size([BonItem(it.id, it.prompt, it.responses[:max_candidates], it.gold[:max_candidates],
-                                       it.subset) for it in items])
+        items, n = equal_size([dataclasses.replace(it, responses=it.responses[:max_candidates],
+                                                   gold=it.gold[:max_candidates]) for it in items])
     stats["N"] = n
     stats["prompts"] = len(items)
     return items, stats

@@ -1,7 +1,7 @@
 """Best-of-n sample sets with gold judgements, and preference pairs built from them.
 
-A *best-of-n record* is one instruction with ``n`` sampled answers and, for some of them, a gold
-preference score (the AlpacaEval best-of-16 set: a GPT-4 judgement of each sample against a reference
+A *best-of-n record* (:class:`BonRecord`, read by :func:`load_bon_records`, the one reader of these
+files) is one prompt with ``n`` sampled answers and, for some of them, a gold preference score (the AlpacaEval best-of-16 set: a GPT-4 judgement of each sample against a reference
 answer, a float in [1, 2] where higher is better; ``null`` where no judgement exists). Records feed
 best-of-n evaluation directly and, through :func:`gold_gap_pairs`, out-of-distribution preference pairs:
 two answers to the same instruction whose gold scores differ clearly.
@@ -21,29 +21,56 @@ from rewardlab.types import Conversation, DataReport, PreferencePair
 
 @dataclass(frozen=True)
 class BonRecord:
-    """One instruction with its sampled answers; ``gold[i]`` is ``None`` where sample ``i`` has no label."""
+    """One prompt with its candidate responses; ``gold[i]`` is ``None`` where response ``i`` has no label.
+    Best-of-n scoring (:mod:`rewardlab.bon`) and gold-gap pairs read this one type."""
 
     id: str
-    instruction: str
-    samples: tuple[str, ...]
+    prompt: Conversation
+    responses: tuple[Conversation, ...]
     gold: tuple[float | None, ...]
     subset: str | None = None
     reference: str | None = None
 
     @property
-    def prompt(self) -> Conversation:
-        return [{"role": "user", "content": self.instruction}]
+    def instruction(self) -> str:
+        """The text of the prompt's last message (the AlpacaEval instruction)."""
+        return self.prompt[-1]["content"] if self.prompt else ""
+
+    @property
+    def samples(self) -> tuple[str, ...]:
+        """Each response's text (its last message)."""
+        return tuple(r[-1]["content"] for r in self.responses)
 
     def response(self, i: int) -> Conversation:
-        return [{"role": "assistant", "content": self.samples[i]}]
+        return self.responses[i]
+
+    def conversation(self, i: int) -> Conversation:
+        return [*self.prompt, *self.responses[i]]
 
     @property
     def labelled(self) -> list[int]:
-        """Indices of samples with a gold score."""
+        """Indices of responses with a gold score."""
         return [i for i, g in enumerate(self.gold) if g is not None]
 
 
-def _parse(location: str, rec: dict) -> BonRecord:
+def _gold(location: str, values, n: int, key: str) -> tuple[float | None, ...]:
+    """``n`` finite numbers or nulls (``values`` None: no labels at all)."""
+    if values is None:
+        return (None,) * n
+    if not isinstance(values, list):
+        raise DataError(location, key, f"expected a list of numbers or nulls, one per response, got "
+                        f"{type(values).__name__}")
+    if len(values) != n:
+        raise DataError(location, key, f"has {len(values)} entries for {n} responses", reason="bad_structure")
+    out: list[float | None] = []
+    for i, g in enumerate(values):
+        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g)):
+            raise DataError(location, f"{key}[{i}]", f"expected a finite number or null, got {g!r}")
+        out.append(None if g is None else float(g))
+    return tuple(out)
+
+
+def _parse_alpacaeval(location: str, rec: dict) -> BonRecord:
     def need(key: str, kind: type, what: str):
         value = rec.get(key)
         if value is None:
@@ -59,34 +86,56 @@ def _parse(location: str, rec: dict) -> BonRecord:
         raise DataError(location, "instruction", "is empty", reason="empty_response")
     if not samples:
         raise DataError(location, "samples", "is an empty list", reason="missing_field")
-    if len(gold) != len(samples):
-        raise DataError(location, "gold_preference",
-                        f"has {len(gold)} entries for {len(samples)} samples", reason="bad_structure")
     for i, s in enumerate(samples):
         check_text(s, location, f"samples[{i}]")
-    clean: list[float | None] = []
-    for i, g in enumerate(gold):
-        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g)):
-            raise DataError(location, f"gold_preference[{i}]", f"expected a finite number or null, got {g!r}")
-        clean.append(None if g is None else float(g))
-    subset = rec.get("dataset")
-    reference = rec.get("reference")
-    return BonRecord(id=str(rec.get("id", location)), instruction=instruction, samples=tuple(samples),
-                     gold=tuple(clean), subset=subset if isinstance(subset, str) else None,
+    subset, reference = rec.get("dataset"), rec.get("reference")
+    return BonRecord(id=str(rec.get("id", location)), prompt=[{"role": "user", "content": instruction}],
+                     responses=tuple([{"role": "assistant", "content": s}] for s in samples),
+                     gold=_gold(location, gold, len(samples), "gold_preference"),
+                     subset=subset if isinstance(subset, str) else None,
                      reference=reference if isinstance(reference, str) else None)
 
 
-def load_bon_records(source: str | Path, lenient: bool = False,
-                     report: DataReport | None = None) -> tuple[list[BonRecord], DataReport]:
-    """Read best-of-n records (``instruction``, ``samples``, ``gold_preference``; optional ``id``,
-    ``dataset``, ``reference``). Strict by default: the first bad record raises a ``DataError`` naming
-    file, line and field; ``lenient=True`` drops it and counts it by reason in the report."""
+def _parse_messages(location: str, rec: dict) -> BonRecord:
+    from rewardlab.data.formats import to_messages, to_prompt
+
+    for key in ("prompt", "responses"):
+        if key not in rec:
+            raise DataError(location, key, "missing; expected prompt + responses (+ gold), or "
+                            "instruction + samples + gold_preference", reason="missing_field")
+    if not isinstance(rec["responses"], list) or not rec["responses"]:
+        raise DataError(location, "responses", "expected a non-empty list of responses")
+    responses = tuple(to_messages(r, location, f"responses[{i}]", "assistant") for i, r in enumerate(rec["responses"]))
+    subset = rec.get("subset")
+    return BonRecord(id=str(rec.get("id", location)), prompt=to_prompt(rec["prompt"], location),
+                     responses=responses, gold=_gold(location, rec.get("gold"), len(responses), "gold"),
+                     subset=subset if isinstance(subset, str) else None)
+
+
+def parse_bon_record(location: str, rec) -> BonRecord:
+    """One record of either shape: ``instruction`` + ``samples`` + ``gold_preference`` (AlpacaEval
+    best-of-16, what ``rewardlab sample`` writes), or ``prompt`` + ``responses`` (+ ``gold``)."""
+    if not isinstance(rec, dict):
+        raise DataError(location, "record", f"expected a JSON object, got {type(rec).__name__}")
+    if "instruction" in rec or "samples" in rec:
+        return _parse_alpacaeval(location, rec)
+    return _parse_messages(location, rec)
+
+
+def load_bon_records(source: str | Path, lenient: bool = False, report: DataReport | None = None,
+                     limit: int | None = None) -> tuple[list[BonRecord], DataReport]:
+    """The one reader of best-of-n files (:func:`parse_bon_record`'s two shapes; optional ``id``,
+    ``dataset``/``subset``, ``reference``), the first ``limit`` records. Strict by default: the first bad
+    record raises a ``DataError`` naming file, line and field; ``lenient=True`` drops it and counts it by
+    reason in the report."""
     report = report or DataReport(source=str(source))
     out: list[BonRecord] = []
     for location, rec in iter_records(source, report if lenient else None):
+        if limit is not None and len(out) >= limit:
+            break
         report.read += 1
         try:
-            out.append(_parse(location, rec))
+            out.append(parse_bon_record(location, rec))
         except DataError as e:
             if not lenient:
                 raise
