@@ -127,14 +127,15 @@ def test_packed_rows_on_a_gpu_give_the_rewards_and_gradients_of_separate_sequenc
     head's gradient match each sequence run alone, padded, on the same device."""
     from transformers import AutoTokenizer
 
-    model = build_reward_model(str(tiny_llama), AutoTokenizer.from_pretrained(tiny_llama)).cuda().train()
-    assert choose_layout(model, "cuda") == ("pack" if packing.flex_available() else "pad")
+    device = torch.device("cuda", torch.cuda.current_device())
+    model = build_reward_model(str(tiny_llama), AutoTokenizer.from_pretrained(tiny_llama)).to(device).train()
+    assert choose_layout(model, device) == ("pack" if packing.flex_available() else "pad")
     alone_loss = sum(alone(model, s).pow(2) for s in seqs)
     alone_loss.backward()
     want_grad = head_of(model).weight.grad.clone()
     want = torch.stack([alone(model, s) for s in seqs]).detach()
     model.zero_grad()
-    got = reward_forward(model, make_batch(seqs, "pack").to("cuda"))
+    got = reward_forward(model, make_batch(seqs, "pack").to(device))
     got.pow(2).sum().backward()
     assert_close(got.detach(), want, **tol(model, want))
     terms = grad_terms(model.config, max(LENGTHS), sum(LENGTHS))
