@@ -6,7 +6,8 @@ a batch of sequences with HH-like lengths (seeded log-normal, clipped to ``--max
 - ``sdpa per sequence``: the packed row split per sequence, one scaled-dot-product attention call each
   (rewardlab's CPU engine);
 - ``flex``: one ``torch.nn.attention.flex_attention`` call, compiled, over the packed row with a block
-  mask that keeps each sequence to itself (rewardlab's GPU engine; the mask's build time is reported
+  mask that keeps each sequence to itself (``rewardlab.models.packing.block_mask``: rewardlab's GPU
+  engine; the mask's build time is reported
   apart, since it is built once per batch and shared by every layer);
 - ``padded sdpa``: the sequences right-padded to the longest, one SDPA call with a key-padding mask
   (what a padded batch runs).
@@ -94,17 +95,15 @@ def engines(lengths, q, k, v):
 
     out = {"sdpa per sequence": (per_sequence, True), "padded sdpa": (padded, True)}
     if flex_available():
-        from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+        from torch.nn.attention.flex_attention import flex_attention
 
-        doc = torch.repeat_interleave(torch.arange(n, device=device), torch.tensor(lengths, device=device))
+        from rewardlab.models.packing import block_mask
 
-        def mask_mod(b, h, qi, ki):
-            return (doc[qi] == doc[ki]) & (qi >= ki)
-
+        cu = [0, *torch.tensor(lengths).cumsum(0).tolist()]
         total = sum(lengths)
 
-        def build():
-            return create_block_mask(mask_mod, None, None, total, total, device=device, _compile=True)
+        def build():  # the mask rewardlab builds for a packed batch of these lengths
+            return block_mask(cu, None, True, total, device)
 
         block = build()
         compiled = torch.compile(flex_attention, dynamic=True)

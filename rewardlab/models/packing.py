@@ -303,8 +303,9 @@ def _segment_ids(cu: list[int], forks, device) -> tuple[torch.Tensor, torch.Tens
     return doc, part
 
 
-def _block_mask(cu: list[int], forks, causal: bool, length: int, device: torch.device):
-    """The block mask of the batch in flight (built once, shared by every layer of the forward)."""
+def block_mask(cu: list[int], forks, causal: bool, length: int, device: torch.device):
+    """The flex-attention block mask of packed rows with boundaries ``cu`` (and ``forks``); within a packed
+    context it is built once per batch and shared by every layer of the forward."""
     from torch.nn.attention.flex_attention import create_block_mask
 
     cache = _BLOCK_MASKS.get()
@@ -329,7 +330,7 @@ def _block_mask(cu: list[int], forks, causal: bool, length: int, device: torch.d
 
 def _flex_attention(query, key, value, cu, forks, causal: bool, scaling) -> torch.Tensor:
     """The whole packed (or forked) row through one flex-attention kernel, ``(1, T, heads, d)``."""
-    mask = _block_mask(cu, forks, causal, query.shape[2], query.device)
+    mask = block_mask(cu, forks, causal, query.shape[2], query.device)
     out = _compiled_flex()(query, key, value, block_mask=mask, scale=scaling, enable_gqa=query.shape[1] != key.shape[1])
     return out.transpose(1, 2).contiguous()
 
